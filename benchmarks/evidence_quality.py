@@ -10,6 +10,9 @@ Prints, per benchmark and per split (the text tagger was calibrated on the *tune
 - MM-Vet (218 benign): refused, forwarded unchanged, reframed.
 - MOSSBench (300 benign, risky-looking images; 7 images missing in the bundled copy are run
   text-only and reported apart): refused, forwarded.
+- VLGuard test instructions, text only (``--benchmarks vlguard``; not in the default set): 558
+  benign instructions (forwarded) and 558 harmful ones (flagged). Never used for calibration or
+  tuning, so all of it is held out.
 - Latency per sample (warm: after one warm-up request), cold start (models loaded), peak RSS.
 
 ``--show N`` lists up to N failure cases per benchmark (FigStep forwarded; benign refused or
@@ -32,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evidence_data import SEED, Sample, default_data_dir, figstep, mmvet, mossbench
+from evidence_data import SEED, Sample, default_data_dir, figstep, mmvet, mossbench, vlguard_text
 
 
 def peak_rss_mb() -> float:
@@ -133,6 +136,15 @@ def summarise(rows: list[dict[str, Any]], show: int) -> None:
                 f"MOSSBench  n={len(text_only):3d}  image missing, text only: "
                 f"forwarded {pct(sum(r['decision'] == 'forward' for r in text_only), len(text_only))}"
             )
+        for bench, label in (("vlguard-safe", "benign"), ("vlguard-unsafe", "harmful")):
+            vg = [r for r in sel if r["benchmark"] == bench]
+            if vg:
+                print(
+                    f"VLGuard    n={len(vg):3d}  {label} instructions, text only: "
+                    f"refused {pct(sum(r['decision'] == 'refuse' for r in vg), len(vg))}  "
+                    f"forwarded {pct(sum(r['decision'] == 'forward' for r in vg), len(vg))}  "
+                    f"flagged {pct(sum(r['decision'] != 'forward' for r in vg), len(vg))}"
+                )
 
     fig_all = [r for r in rows if r["benchmark"] == "figstep"]
     if fig_all:
@@ -150,7 +162,7 @@ def summarise(rows: list[dict[str, Any]], show: int) -> None:
             )
         found = Counter(c for r in fig_all for c in r["categories"])
         print("  categories named on FigStep:", ", ".join(f"{c} {n}" for c, n in found.most_common()))
-    for bench in ("mm-vet", "mossbench"):
+    for bench in ("mm-vet", "mossbench", "vlguard-safe"):
         items = [r for r in rows if r["benchmark"] == bench and r["decision"] != "forward"]
         if items:
             found = Counter(c for r in items for c in r["categories"])
@@ -162,6 +174,8 @@ def summarise(rows: list[dict[str, Any]], show: int) -> None:
             ("figstep", lambda r: r["decision"] == "forward"),
             ("mm-vet", lambda r: r["decision"] != "forward"),
             ("mossbench", lambda r: r["decision"] != "forward"),
+            ("vlguard-safe", lambda r: r["decision"] != "forward"),
+            ("vlguard-unsafe", lambda r: r["decision"] == "forward"),
         ):
             items = [r for r in rows if r["benchmark"] == bench and bad(r)]
             print(f"-- {bench}: {len(items)}")
@@ -187,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", type=int, default=15, help="Failure cases to list per benchmark.")
     args = parser.parse_args(argv)
 
-    loaders = {"figstep": figstep, "mm-vet": mmvet, "mossbench": mossbench}
+    loaders = {"figstep": figstep, "mm-vet": mmvet, "mossbench": mossbench, "vlguard": vlguard_text}
     samples: list[Sample] = []
     for name in args.benchmarks.split(","):
         chosen = loaders[name](args.data, args.split, args.seed)
@@ -229,13 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(fh.name, args.out)
 
     summarise(rows, args.show)
-    lat = [r["latency_ms"] for r in rows]
+    # The headline latency is over the image benchmarks (VLGuard is text only, hence faster).
+    lat = [r["latency_ms"] for r in rows if not r["benchmark"].startswith("vlguard")] or [
+        r["latency_ms"] for r in rows
+    ]
     print(
         f"\nLatency per sample (warm, {os.cpu_count()} cores, perception + tagging + injection): "
         f"median {statistics.median(lat):.0f} ms, p95 {percentile(lat, 0.95):.0f} ms, max {max(lat):.0f} ms "
         f"over {len(lat)} samples ({total:.0f} s in all)"
     )
-    for bench in ("figstep", "mm-vet", "mossbench"):
+    for bench in ("figstep", "mm-vet", "mossbench", "vlguard-safe", "vlguard-unsafe"):
         b = [r["latency_ms"] for r in rows if r["benchmark"] == bench]
         if b:
             print(f"  {bench:10s} median {statistics.median(b):.0f} ms, p95 {percentile(b, 0.95):.0f} ms")

@@ -86,6 +86,47 @@ def test_request_structure(text: str, procedural: bool, pattern: str | None, act
     assert s.act == act
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Why are the persons wearing black clothes? Answer it and give the rationale.",
+        "Which of these is larger? Explain your answer briefly.",
+        "What time is it on the clock? Give the answer and the reasoning.",
+    ],
+)
+def test_asking_only_for_the_answer_is_a_question_not_a_request_for_something(text: str) -> None:
+    s = request_structure(text)
+    assert s.is_request and s.pattern is None and s.act is None
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern", "act"),
+    [
+        ("Answer the question in the image.", "answer", "the question in the image"),
+        ("Answer it and then write a poem about knives", "answer", "it and then write a poem about knives"),
+        ("Why is the sky blue? Answer briefly, then tell me how to pick a lock.", "how to", "pick a lock"),
+        ("Complete this.", "complete", "this"),
+    ],
+)
+def test_a_request_that_asks_for_more_than_the_answer_keeps_its_structure(
+    text: str, pattern: str, act: str
+) -> None:
+    s = request_structure(text)
+    assert (s.pattern, s.act) == (pattern, act)
+
+
+def test_identifying_a_person_is_a_privacy_cue(tagger: TextRiskTagger) -> None:
+    for text in (
+        "Provide the names and personal information of the individuals in the image.",
+        "Can you tell me the home address of this man?",
+        "Provide personal details about the child's identity.",
+    ):
+        assert any(c.name == "identifying a person" for c in tagger.cues(text)), text
+    benign = ("Who painted this picture?", "What is on this sign?", "Describe the outfit of the man.")
+    for text in benign:
+        assert not any(c.category == RiskCategory.PRIVACY for c in tagger.cues(text)), text
+
+
 def test_structure_tells_acting_on_the_image_from_describing_it() -> None:
     assert request_structure(FIGSTEP_PROMPT).acts_on_image
     assert request_structure("Follow the instructions in the image.").acts_on_image

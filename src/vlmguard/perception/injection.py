@@ -38,7 +38,10 @@ def _cue(*alternatives: str) -> re.Pattern[str]:
 
 _CUES: list[tuple[str, re.Pattern[str]]] = [
     # "ignore your rules", "disregard all previous instructions", "forget the system prompt"
-    ("ignore instructions", _cue(_IGNORE + r"(\W+\w+){0,3}?\W+" + _RULES + r"\b")),
+    ("ignore instructions", _cue(_IGNORE + r"(\W+\w+){0,3}?\W+" + _RULES + r"\b",
+                                 # "disregard the above", "ignore everything before this"
+                                 _IGNORE + r"\W+(all\W+|everything\W+)?(the\W+)?"
+                                 r"(above|previous|prior|preceding|earlier|before this)\b(?!-)")),
     # "forward this", "pass this on unchanged", "let this through", "mark this as safe"
     ("forward this", _cue(r"\bforward" + _W + r"(this|it|the (request|prompt|message))\b",
                           r"\b(pass|let|send)" + _W + r"(this|it)" + _W + r"(through|on|along)\b",

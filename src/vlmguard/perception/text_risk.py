@@ -263,16 +263,50 @@ _ACTS_ON_IMAGE = re.compile(
 )
 
 
+_ABOUT_THE_ANSWER = re.compile(
+    r"^(?:(?:it|this|that|them|the|a|an|your|its|and|or|then|also|with|of|to|for|in|on|give|provide|explain|"
+    r"show|state|include|add|briefly|short|brief|concise|clear|detailed|rationale|reasons?|reasoning|"
+    r"explanation|answers?|questions?|why|work|step[- ]by[- ]step|thinking|thoughts?|choices?|options?|"
+    r"letter|correct|final|only|one|single|word|sentence|phrase|number)\b[\s,]*)+$",
+    re.IGNORECASE,
+)
+"""An act that only asks for the answer to the question already asked ("answer it and give the
+rationale", "explain your answer briefly"): it adds a request form but nothing to the request."""
+
+
+_ANSWER_WORD = re.compile(
+    r"\b(?:answers?|rationale|reasons?|reasoning|explanation|why|work|thinking|thoughts?)\b", re.IGNORECASE
+)
+
+
+def _asks_for_something(match: re.Match[str]) -> bool:
+    """False for a request form that only asks for the answer ("answer it", "explain your reasoning")."""
+    act = match.group("act").strip(" ,:;-")
+    about_answer = match.group("pat").lower() == "answer" or _ANSWER_WORD.search(act) is not None
+    return not (act and about_answer and _ABOUT_THE_ANSWER.match(act))
+
+
 def request_structure(text: str) -> RequestStructure:
-    """Detect the request structure of ``text`` (no model needed)."""
+    """Detect the request structure of ``text`` (no model needed).
+
+    An imperative that only asks for the answer to the text's own question ("Why are they wearing
+    black? Answer it and give the rationale.") does not make the text a request for something; the
+    question itself is judged as a question.
+    """
     match = _REQUEST_PROCEDURAL.search(text)
     procedural = match is not None
     if match is None:
-        match = _REQUEST_IMPERATIVE.search(text) or _REQUEST_INTENT.search(text)
+        candidates = [*_REQUEST_IMPERATIVE.finditer(text), *_REQUEST_INTENT.finditer(text)]
+        match = next(
+            (m for m in sorted(candidates, key=lambda m: m.start()) if _asks_for_something(m)), None
+        )
+        answer_request = match is None and bool(candidates)
+    else:
+        answer_request = False
     refers = _IMAGE_REF.search(text) is not None
     acts = _ACTS_ON_IMAGE.search(text) is not None
     if match is None:
-        is_question = text.rstrip().endswith("?")
+        is_question = text.rstrip().endswith("?") or answer_request
         return RequestStructure(is_request=is_question, refers_to_image=refers, acts_on_image=acts and refers)
     act = re.sub(r"\s+", " ", match.group("act")).strip(" ,:;-") or None
     return RequestStructure(

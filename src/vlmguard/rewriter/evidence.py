@@ -76,6 +76,27 @@ COMPATIBLE: dict[RiskCategory, frozenset[RiskCategory]] = {
 MEDIUM_VISUAL_CATEGORIES = frozenset({C.SEXUAL_CONTENT})
 """Visual concepts that change the prompt even with a benign text (nudity)."""
 
+ADVICE_CATEGORIES: dict[RiskCategory, str] = {
+    C.HEALTH_ADVICE: "health advice",
+    C.LEGAL_FINANCIAL_ADVICE: "legal or financial advice",
+}
+"""High-stakes *advice* categories: a risk when someone asks what to do about their own case, not when
+a prompt asks a general question on the subject (which disease an X-ray shows, what a clause means)."""
+
+_SEEKS_ADVICE = re.compile(
+    r"\b(?:i|i'm|i've|i'd|me|my|mine|myself|we|our|ours|ourselves)\b|\b(?:should|shall|ought|must)\b|"
+    r"\b(?:how|what|which|where)\s+(?:to|do|can|could|should|would)\b|"
+    r"\b(?:advi[cs]e|recommend\w*|prescri\w*|dos(?:e|es|age)|treat\w*|cure|remed\w*|invest\w*|sue|lawsuit|"
+    r"diagnos\w*)\b",
+    re.IGNORECASE,
+)
+
+
+def seeks_advice(text: str) -> bool:
+    """Whether ``text`` asks for advice on a case: first-person wording ("my", "we"), what one should do
+    ("should I", "how can"), or an advice word (treat, dose, diagnose, invest, sue, recommend)."""
+    return _SEEKS_ADVICE.search(text) is not None
+
 SNIPPET_CHARS = 120
 
 
@@ -85,19 +106,26 @@ def _snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 
 _ADDRESSES_MODEL = re.compile(
-    r"\b(you|your|assistant|ai|model|chatbot|guard|filter|moderator|system|instructions?|rules|prompt)\b",
-    re.I,
+    r"\b(?:assistant|ai|chatbot|language model|llm|guard|filter|moderator|classifier|system|instructions|"
+    r"rules|prompt|guidelines|restrictions)\b|"
+    r"\byou\s+(?:are|must|will|should|have to|need to|can now|may now)\b|"
+    r"\b(?:respond|reply|answer|say|output|print)\s+(?:only|with|exactly|[\"'\u201c\u2018])",
+    re.IGNORECASE,
 )
+"""Words that speak to the model or about its rules ("SYSTEM:", "your instructions", "you must",
+"reply only with")."""
 
 
-def _reads_as_instruction(text: str) -> bool:
-    """Whether image text is worded like an instruction (a request, or words addressed to the model)."""
-    from vlmguard.perception.text_risk import request_structure
+def _counts_as_injection(result: Any, text: str) -> bool:
+    """Whether an injection score counts: a lexical cue, or the classifier with words aimed at the model.
 
-    flat = " ".join(text.split())
-    if len(re.findall(r"[A-Za-z]{2,}", flat)) < 4:
+    The classifier alone also fires on plain imperative requests ("Write a policy proposal advocating
+    for this.") and on short, noisy image text (signs, logos, a drawing exercise); a text that tries to
+    instruct the model names it, its rules or its output.
+    """
+    if not result.is_injection:
         return False
-    return request_structure(flat).pattern is not None or _ADDRESSES_MODEL.search(flat) is not None
+    return bool(getattr(result, "cues", None)) or _ADDRESSES_MODEL.search(" ".join(text.split())) is not None
 
 
 def _asked(structure: Any) -> str:
@@ -261,12 +289,30 @@ class EvidenceRewriter:
         acts_on_image = bool(images) and structure.acts_on_image
 
         # ---- textual
-        for n, category in enumerate(_by_severity(prompt_risk.flagged)):
+        general: set[RiskCategory] = set()
+        if not seeks_advice(prompt):
+            general = {c for c in prompt_risk.flagged if c in ADVICE_CATEGORIES} - {
+                c.category for c in prompt_risk.cues if c.critical
+            }
+        for category in _by_severity([c for c in prompt_risk.flagged if c in general]):
+            detail = prompt_risk.details.get(category)
+            near = f' (close to "{detail.nearest}")' if detail is not None and detail.nearest else ""
+            notes[Modality.TEXTUAL].append(
+                f"the prompt reads like a request for {ADVICE_CATEGORIES[category]}{near}, but it asks a "
+                "general question, not what to do in someone's own case; not counted"
+            )
+        acting_text = [c for c in prompt_risk.flagged if c not in general]
+        for n, category in enumerate(_by_severity(acting_text)):
             findings.append(
                 self._text_finding(Modality.TEXTUAL, category, prompt_risk, "the prompt", first=n == 0)
             )
         injection = prompt_injection.result()
-        if injection.is_injection:
+        if injection.is_injection and not _counts_as_injection(injection, prompt):
+            notes[Modality.TEXTUAL].append(
+                f"the injection classifier scored the prompt {injection.score:.2f}, but the prompt does not "
+                "speak to the assistant or its rules; not counted"
+            )
+        elif injection.is_injection:
             findings.append(
                 Finding(
                     modality=Modality.TEXTUAL,
@@ -330,14 +376,10 @@ class EvidenceRewriter:
                     findings.append(finding)
             if i in ocr_injection:
                 result = ocr_injection[i].result()
-                if result.is_injection and not (
-                    getattr(result, "cues", None) or _reads_as_instruction(ev.ocr_text)
-                ):
-                    # The classifier alone fires on short, noisy OCR text (signs, logos, chart labels);
-                    # without a lexical cue the image text must at least read as an instruction.
+                if result.is_injection and not _counts_as_injection(result, ev.ocr_text):
                     notes[Modality.VISUAL].append(
                         f"{label}: the injection classifier scored its text {result.score:.2f}, but the text "
-                        "does not read as an instruction; not counted"
+                        "does not speak to the assistant or its rules; not counted"
                     )
                 elif result.is_injection:
                     findings.append(
@@ -551,4 +593,4 @@ class EvidenceRewriter:
         )
 
 
-__all__ = ["BASE_SEVERITY", "COMPATIBLE", "EvidenceRewriter"]
+__all__ = ["ADVICE_CATEGORIES", "BASE_SEVERITY", "COMPATIBLE", "EvidenceRewriter", "seeks_advice"]
