@@ -296,10 +296,9 @@ def request_structure(text: str) -> RequestStructure:
     match = _REQUEST_PROCEDURAL.search(text)
     procedural = match is not None
     if match is None:
+        # imperatives first, then intents ("can you ..."), as before answer-only forms were skipped
         candidates = [*_REQUEST_IMPERATIVE.finditer(text), *_REQUEST_INTENT.finditer(text)]
-        match = next(
-            (m for m in sorted(candidates, key=lambda m: m.start()) if _asks_for_something(m)), None
-        )
+        match = next((m for m in candidates if _asks_for_something(m)), None)
         answer_request = match is None and bool(candidates)
     else:
         answer_request = False
