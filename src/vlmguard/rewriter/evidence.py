@@ -307,12 +307,7 @@ class EvidenceRewriter:
                 self._text_finding(Modality.TEXTUAL, category, prompt_risk, "the prompt", first=n == 0)
             )
         injection = prompt_injection.result()
-        if injection.is_injection and not _counts_as_injection(injection, prompt):
-            notes[Modality.TEXTUAL].append(
-                f"the injection classifier scored the prompt {injection.score:.2f}, but the prompt does not "
-                "speak to the assistant or its rules; not counted"
-            )
-        elif injection.is_injection:
+        if _counts_as_injection(injection, prompt):
             findings.append(
                 Finding(
                     modality=Modality.TEXTUAL,
@@ -323,6 +318,11 @@ class EvidenceRewriter:
                     evidence="the prompt tries to override the assistant's or the guard's instructions"
                     + (f" ({', '.join(injection.cues)})" if getattr(injection, "cues", None) else ""),
                 )
+            )
+        elif injection.is_injection:
+            notes[Modality.TEXTUAL].append(
+                f"the injection classifier scored the prompt {injection.score:.2f}, but the prompt does not "
+                "speak to the assistant or its rules; not counted"
             )
         if not prompt_risk.language_supported:
             notes[Modality.TEXTUAL].append(
@@ -376,12 +376,7 @@ class EvidenceRewriter:
                     findings.append(finding)
             if i in ocr_injection:
                 result = ocr_injection[i].result()
-                if result.is_injection and not _counts_as_injection(result, ev.ocr_text):
-                    notes[Modality.VISUAL].append(
-                        f"{label}: the injection classifier scored its text {result.score:.2f}, but the text "
-                        "does not speak to the assistant or its rules; not counted"
-                    )
-                elif result.is_injection:
+                if _counts_as_injection(result, ev.ocr_text):
                     findings.append(
                         Finding(
                             modality=Modality.VISUAL,
@@ -392,6 +387,11 @@ class EvidenceRewriter:
                             evidence=f"{label} contains text that tries to instruct the assistant or the "
                             f'guard: "{_snippet(ev.ocr_text, 80)}"',
                         )
+                    )
+                elif result.is_injection:
+                    notes[Modality.VISUAL].append(
+                        f"{label}: the injection classifier scored its text {result.score:.2f}, but the text "
+                        "does not speak to the assistant or its rules; not counted"
                     )
 
         # ---- cross-modal
