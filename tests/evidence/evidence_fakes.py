@@ -128,10 +128,12 @@ class FakePerceiver:
 
 
 class FakeInjection:
-    """The lexical half of the real detector (no model)."""
+    """The lexical half of the real detector (no model); with ``classifier_fires`` a classifier that
+    scores every text 0.999, as NanoGuard does on many plain requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, classifier_fires: bool = False) -> None:
         self.texts: list[str] = []
+        self.classifier_fires = classifier_fires
 
     def load(self) -> None:
         return None
@@ -139,6 +141,9 @@ class FakeInjection:
     def score(self, text: str) -> InjectionResult:
         self.texts.append(text)
         cues = lexical_cues(text)
+        if self.classifier_fires:
+            source = "nanoguard+lexical" if cues else "nanoguard"
+            return InjectionResult(score=0.999, is_injection=True, source=source, cues=cues)
         return InjectionResult(
             score=0.95 if cues else 0.0,
             is_injection=bool(cues),

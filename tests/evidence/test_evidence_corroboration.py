@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from evidence_fakes import FakePerceiver
+from evidence_fakes import FakeInjection, FakePerceiver
 
 from vlmguard.images import load_image
-from vlmguard.perception.injection import InjectionResult, lexical_cues
 from vlmguard.perception.text_risk import TextRisk, request_structure
 from vlmguard.rewriter.evidence import EvidenceRewriter, seeks_advice
 from vlmguard.taxonomy import RiskCategory
@@ -39,19 +38,6 @@ class ScriptedTagger:
         ]
 
 
-class EagerClassifier:
-    """An injection detector whose classifier fires on every text (as NanoGuard does on many requests)."""
-
-    def load(self) -> None:
-        return None
-
-    def score(self, text: str) -> InjectionResult:
-        cues = lexical_cues(text)
-        return InjectionResult(
-            score=0.999, is_injection=True, source="nanoguard+lexical" if cues else "nanoguard", cues=cues
-        )
-
-
 XRAY = "Which chest xray disease can be found? (Options include: Atelectasis; Cardiomegaly; Effusion.)"
 MINE = "Which disease does my chest x-ray show, and what should I take for it?"
 CONTRACT = "What does clause 4 of this lease say about deposits?"
@@ -61,7 +47,9 @@ def _rewriter(
     script: dict[str, list[RiskCategory]], perceiver: FakePerceiver | None = None
 ) -> EvidenceRewriter:
     return EvidenceRewriter(
-        perceiver=perceiver or FakePerceiver(), tagger=ScriptedTagger(script), injection=EagerClassifier()
+        perceiver=perceiver or FakePerceiver(),
+        tagger=ScriptedTagger(script),
+        injection=FakeInjection(classifier_fires=True),
     )
 
 
