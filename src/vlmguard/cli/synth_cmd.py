@@ -238,7 +238,7 @@ def render_cmd(
     from pydantic import ValidationError
 
     from vlmguard.errors import ConfigError
-    from vlmguard.synth.fileio import atomic_write_bytes, atomic_write_text
+    from vlmguard.durable import atomic_write_bytes, atomic_write_text
     from vlmguard.synth.loaders.text_requests import read_requests
     from vlmguard.synth.typography import TypographyStyle, render_typography
 

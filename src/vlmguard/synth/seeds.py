@@ -81,7 +81,7 @@ def materialize_images(seeds: Iterable[Seed], folder: Path) -> list[Seed]:
 
     Seeds whose images are all paths are returned unchanged. Files are written atomically.
     """
-    from vlmguard.synth.fileio import atomic_write_bytes
+    from vlmguard.durable import atomic_write_bytes
 
     out: list[Seed] = []
     for seed in seeds:
