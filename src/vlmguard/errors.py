@@ -16,7 +16,15 @@ class ConfigError(VLMGuardError):
 
 
 class InputError(VLMGuardError):
-    """User input (prompt, image, request) is invalid."""
+    """User input (prompt, image, request) is invalid.
+
+    ``code`` is a short machine-readable reason (``prompt_too_long``, ``empty_prompt``...) that
+    front ends pass on (the proxy as the OpenAI error ``code``); ``None`` when there is none.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ImageError(InputError):

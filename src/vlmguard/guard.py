@@ -93,7 +93,8 @@ class Guard:
         """Rewrite the request and send it to the target; returns the answer with the rewrite."""
         if self.target is None:
             raise ConfigError("this Guard has no target: pass target=... to ask a model")
-        message = Message.user(prompt, *self._images(image, images))
+        text = clean_prompt(prompt, max_chars=self.max_prompt_chars)  # the target gets the same text
+        message = Message.user(text, *self._images(image, images))
         return await self.defense([message], self.target, config)
 
     def ask(

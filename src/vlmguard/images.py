@@ -118,6 +118,26 @@ def decode_image(data: bytes, *, limits: ImageLimits = DEFAULT_LIMITS, declared_
     )
 
 
+def image_size(data: bytes) -> tuple[int, int]:
+    """Width and height of the image in ``data``, read from its header (no pixel is decoded).
+
+    Raises :class:`ImageError` when ``data`` is not a recognised image.
+    """
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image refused as a decompression bomb: {exc}") from None
+    except Exception:
+        supported = ", ".join(SUPPORTED_FORMATS)
+        raise ImageError(f"image is not a recognised image (supported: {supported})") from None
+    return int(width), int(height)
+
+
 def parse_data_uri(uri: str) -> tuple[str | None, bytes]:
     """Split a ``data:`` URI into its declared MIME type and decoded bytes."""
     match = _DATA_URI.match(uri)

@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from vlmguard.errors import ConfigError
+from vlmguard.text import normalize_text
 
 MAX_SIDE = 1600
 """Images are downscaled so their longer side is at most this many pixels before detection."""
@@ -115,7 +116,7 @@ class OcrEngine:
         words: list[tuple[float, float, float, float, str, float]] = []
         for box, text, score in result:
             score = float(score)
-            text = str(text).strip()
+            text = normalize_text(str(text)).strip()  # text read from an image enters the guard here
             if not text or score < self.min_score:
                 continue
             xs = [float(p[0]) for p in box]

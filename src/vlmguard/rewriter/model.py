@@ -11,7 +11,7 @@ from vlmguard.prompts import load_prompt
 from vlmguard.rewriter.fallback import fallback_rewrite
 from vlmguard.rewriter.format import MARKERS, parse_rewriter_output
 from vlmguard.taxonomy import RiskCategory
-from vlmguard.text import neutralize
+from vlmguard.text import neutralize, normalize_text
 from vlmguard.types import Decision, FallbackPolicy, GenerateConfig, ImageData, Message, Rewrite
 
 DEFAULT_REWRITER_CONFIG = GenerateConfig(max_tokens=1024, temperature=0.0)
@@ -62,7 +62,9 @@ class ModelRewriter:
         return messages
 
     async def rewrite(self, prompt: str, images: Sequence[ImageData] = ()) -> Rewrite:
+        """Analyse ``prompt`` (normalised first: any ``str`` is accepted) with ``images``."""
         start = time.perf_counter()
+        prompt = normalize_text(prompt)
         messages = self.build_messages(prompt, images)
         raw = ""
         error = ""

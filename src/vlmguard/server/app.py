@@ -19,6 +19,7 @@ from vlmguard.rewriter.base import Rewriter
 from vlmguard.server.config import ProxyConfig
 from vlmguard.server.errors import ProxyError, error_body
 from vlmguard.server.fetch import ImageFetcher
+from vlmguard.server.jsonbody import JSONLimits, parse_json_body
 from vlmguard.server.metrics import ProxyMetrics
 from vlmguard.server.service import GuardService, JSONResult
 
@@ -121,6 +122,9 @@ def create_app(
     app = FastAPI(title="vlmguard proxy", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.config = config
     app.state.metrics = ProxyMetrics()
+    json_limits = JSONLimits(
+        max_depth=config.limits.max_json_depth, max_elements=config.limits.max_json_elements
+    )
 
     if config.cors.enabled:
         from starlette.middleware.cors import CORSMiddleware
@@ -176,18 +180,15 @@ def create_app(
     async def chat_completions(request: Request) -> Response:
         svc = service(request)
         metrics = svc.metrics
-        await svc.authorize(_presented_key(request), request.client.host if request.client else None)
+        key = await svc.authorize(_presented_key(request), request.client.host if request.client else None)
         raw = await _read_body(request, config.limits.max_body_bytes)
-        try:
-            body: Any = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise ProxyError(400, "the request body is not valid JSON", code="invalid_json") from None
+        body: Any = parse_json_body(raw, json_limits)
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         if len(request_id) > 128 or not request_id.isprintable():
             request_id = uuid.uuid4().hex
         metrics.in_flight.inc()
         try:
-            result = await svc.chat(body, request_id=request_id)
+            result = await svc.chat(body, request_id=request_id, client_key=key)
         finally:
             metrics.in_flight.dec()
         if isinstance(result, JSONResult):

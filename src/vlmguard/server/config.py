@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vlmguard.config_file import read_yaml_mapping
 from vlmguard.errors import ConfigError
 from vlmguard.server.auth import check_hash_format
+from vlmguard.text import normalize_text
 
 ENV_PREFIX = "VLMGUARD_PROXY__"
 MiB = 1024 * 1024
@@ -98,6 +99,34 @@ class LimitsConfig(_Strict):
     """Width x height of each image."""
     max_prompt_chars: int = Field(32_000, ge=1)
     """Characters in the last user turn's text."""
+    max_request_pixels: int = Field(40_000_000, ge=1)
+    """Width x height summed over every image of a request (read from the headers before decoding):
+    bounds the decoding and analysis work one request can ask for."""
+    max_json_depth: int = Field(32, ge=6, le=1000)
+    """Nested arrays and objects in a request body (a chat request needs 5)."""
+    max_json_elements: int = Field(100_000, ge=100)
+    """Array elements and object members in a request body."""
+
+
+class LaneConfig(_Strict):
+    """One analysis lane: how many requests are analysed at once, and how many may wait."""
+
+    concurrency: int = Field(1, ge=1)
+    max_waiting: int = Field(8, ge=0)
+    """Requests waiting for a slot; one more is answered 503 with Retry-After."""
+    max_pending_per_key: int | None = Field(None, ge=1)
+    """Requests of one key in the lane (running or waiting); one more is answered 429. ``None``: no bound."""
+
+
+class AdmissionConfig(_Strict):
+    """Bounded analysis: requests with images and text-only requests queue apart."""
+
+    image: LaneConfig = Field(
+        default_factory=lambda: LaneConfig(concurrency=1, max_waiting=8, max_pending_per_key=4)
+    )
+    text: LaneConfig = Field(default_factory=lambda: LaneConfig(concurrency=8, max_waiting=256))
+    max_wait_s: float = Field(30.0, gt=0)
+    """The longest a request waits for an analysis slot before a 503."""
 
 
 class TimeoutsConfig(_Strict):
@@ -165,11 +194,17 @@ class ProxyConfig(_Strict):
     """Default per-key (or per-client-address without keys) limit; ``null`` for none."""
     cors: CorsConfig = Field(default_factory=CorsConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     remote_images: RemoteImagesConfig = Field(default_factory=RemoteImagesConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     metrics: bool = True
     """Serve Prometheus metrics at ``/metrics``."""
+
+    @field_validator("refusal_message")
+    @classmethod
+    def _normalise_refusal(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_text(value)
 
     @field_validator("api_keys")
     @classmethod

@@ -3,7 +3,9 @@
 One chat request goes through :meth:`GuardService.chat`:
 
 1. validate the body (:mod:`vlmguard.server.wire`) and the limits (messages, images, pixels, prompt);
-2. load every image (data URIs; remote URLs only through the safe :class:`ImageFetcher`);
+   wait for an analysis slot (:mod:`vlmguard.server.admission`: 429 / 503 when the guard is busy);
+2. load every image (data URIs; remote URLs only through the safe :class:`ImageFetcher`), within a
+   pixel budget for the whole request (:mod:`vlmguard.server.request_images`);
 3. rewrite the last user turn with the rewriter (with a time limit); when the guard cannot judge
    (rewriter error or timeout, unusable output) the fail policy decides, and the response says so;
 4. ``refuse``: answer with an assistant message, the upstream is not called;
@@ -36,21 +38,22 @@ from pydantic import ValidationError
 from vlmguard.backends.base import last_user_index
 from vlmguard.defenses.refusal import refusal_message
 from vlmguard.defenses.vlmguard_defense import images_for_analysis
-from vlmguard.errors import ImageError, InputError
-from vlmguard.images import ImageLimits, decode_image, parse_data_uri
+from vlmguard.errors import InputError
+from vlmguard.images import ImageLimits
 from vlmguard.rewriter.base import Rewriter
 from vlmguard.rewriter.fallback import fallback_rewrite
+from vlmguard.server.admission import Admission
 from vlmguard.server.auth import KeyVerifier
 from vlmguard.server.config import ProxyConfig, RateLimitConfig
 from vlmguard.server.errors import ProxyError, error_body, redact
 from vlmguard.server.fetch import ImageFetcher
 from vlmguard.server.metrics import ProxyMetrics
 from vlmguard.server.ratelimit import RateLimiter
+from vlmguard.server.request_images import ImageRef, RequestImageLoader, image_refs
 from vlmguard.server.wire import (
     ChatCompletionRequest,
     ChatMessage,
     ImageContentPart,
-    OtherContentPart,
     TextContentPart,
     VLMGuardExtension,
     assistant_chunks,
@@ -74,7 +77,6 @@ from vlmguard.types import (
 
 log = logging.getLogger("vlmguard.server")
 
-_THREAD_DECODE_BYTES = 256 * 1024
 _MAX_ERROR_BODY = 64 * 1024
 
 
@@ -214,6 +216,13 @@ class GuardService:
         self.image_limits = ImageLimits(
             max_bytes=config.limits.max_image_bytes, max_pixels=config.limits.max_image_pixels
         )
+        self.images = RequestImageLoader(
+            self.fetcher,
+            self.image_limits,
+            max_images=config.limits.max_images,
+            max_request_pixels=config.limits.max_request_pixels,
+        )
+        self.admission = Admission(config.admission)
 
     # ------------------------------------------------------------------ access
     async def authorize(self, presented: str | None, client_address: str | None) -> str:
@@ -261,11 +270,13 @@ class GuardService:
         return redact(text, [self._upstream_key or ""])
 
     # ------------------------------------------------------------------ chat
-    async def guard(self, body: Any) -> GuardedRequest:
+    async def guard(self, body: Any, *, client_key: str = "anonymous") -> GuardedRequest:
         """Validate ``body``, load its images and judge its last user turn (no upstream call).
 
         The result holds the rewrite and, unless the decision is ``refuse``, the body to send
         upstream: the client's own dict with the last user turn's text replaced when rewritten.
+        Images are loaded and the request analysed inside an analysis slot of the
+        :class:`~vlmguard.server.admission.Admission` lanes (429 / 503 when none can be had).
         """
         start = time.perf_counter()
         request = parse_chat_request(body)
@@ -277,7 +288,15 @@ class GuardService:
                 code="too_many_messages",
                 param="messages",
             )
-        images = await self._load_images(request)
+        refs = image_refs(request)
+        async with self.admission.lane(bool(refs)).slot(client_key):
+            return await self._guard_admitted(body, request, refs, start)
+
+    async def _guard_admitted(
+        self, body: Any, request: ChatCompletionRequest, refs: list[ImageRef], start: float
+    ) -> GuardedRequest:
+        limits = self.config.limits
+        images = await self.images.load(refs)
         messages = to_messages(request, images)
         try:
             index = last_user_index(messages)
@@ -289,7 +308,7 @@ class GuardService:
         try:
             prompt = clean_prompt(last_text, max_chars=limits.max_prompt_chars, allow_empty=True)
         except InputError as exc:
-            code = "prompt_too_long" if "over the limit" in str(exc) else "invalid_prompt"
+            code = exc.code or "invalid_prompt"
             raise ProxyError(400, str(exc), code=code, param=f"messages.{index}.content") from None
         if not prompt and not messages[index].images:
             raise ProxyError(
@@ -320,9 +339,11 @@ class GuardService:
             request_id=request_id,
         )
 
-    async def chat(self, body: Any, *, request_id: str) -> JSONResult | StreamResult:
-        """Handle one decoded ``/v1/chat/completions`` body."""
-        guarded = await self.guard(body)
+    async def chat(
+        self, body: Any, *, request_id: str, client_key: str = "anonymous"
+    ) -> JSONResult | StreamResult:
+        """Handle one decoded ``/v1/chat/completions`` body of the client ``client_key``."""
+        guarded = await self.guard(body, client_key=client_key)
         request, judged, start = guarded.request, guarded.judged, guarded.start
         rewrite = judged.rewrite
         model = request.model
@@ -363,60 +384,6 @@ class GuardService:
         )
         return JSONResult(200, data)
 
-    async def _load_images(self, request: ChatCompletionRequest) -> dict[tuple[int, int], ImageData]:
-        found: list[tuple[int, int, str]] = []
-        for mi, message in enumerate(request.messages):
-            if not isinstance(message.content, list):
-                continue
-            for pi, part in enumerate(message.content):
-                if isinstance(part, ImageContentPart):
-                    found.append((mi, pi, part.image_url.url))
-                elif isinstance(part, OtherContentPart) and message.role == "user":
-                    raise ProxyError(
-                        400,
-                        f"content part type {part.type!r} is not supported by the guard "
-                        "(text and image_url are)",
-                        code="unsupported_content",
-                        param=f"messages.{mi}.content.{pi}.type",
-                    )
-        max_images = self.config.limits.max_images
-        if len(found) > max_images:
-            raise ProxyError(
-                400,
-                f"{len(found)} images, over the limit of {max_images}",
-                code="too_many_images",
-                param="messages",
-            )
-        loaded = await asyncio.gather(
-            *(self._load_image(url, f"messages.{mi}.content.{pi}.image_url") for mi, pi, url in found)
-        )
-        return {(mi, pi): image for (mi, pi, _), image in zip(found, loaded, strict=True)}
-
-    async def _load_image(self, url: str, param: str) -> ImageData:
-        try:
-            if url.startswith("data:"):
-                mime, data = parse_data_uri(url)
-                return await self._decode(data, mime)
-            if url.lower().startswith(("http://", "https://")):
-                data, _ = await self.fetcher.fetch(url)
-                return await self._decode(data, None)
-            raise ImageError("image_url must be a data: URI or an http(s):// URL")
-        except ImageError as exc:
-            message = str(exc)
-            code = (
-                "image_too_large" if ("pixels" in message or "over the limit" in message) else "invalid_image"
-            )
-            if url.lower().startswith(("http://", "https://")) and "disabled" in message:
-                code = "remote_images_disabled"
-            raise ProxyError(400, message, code=code, param=param) from None
-
-    async def _decode(self, data: bytes, mime: str | None) -> ImageData:
-        if len(data) > _THREAD_DECODE_BYTES:
-            return await asyncio.to_thread(
-                decode_image, data, limits=self.image_limits, declared_mime=mime, name="image"
-            )
-        return decode_image(data, limits=self.image_limits, declared_mime=mime, name="image")
-
     async def _judge(self, prompt: str, images: Sequence[ImageData]) -> _Judged:
         if self.rewriter is None:
             raise ProxyError(503, "the guard is still loading", code="not_ready")
@@ -429,7 +396,7 @@ class GuardService:
         except asyncio.TimeoutError:
             reason = f"the rewriter did not answer within {timeout:g} s"
         except InputError as exc:
-            raise ProxyError(400, str(exc), code="invalid_input") from None
+            raise ProxyError(400, str(exc), code=exc.code or "invalid_input") from None
         except Exception as exc:  # the guard could not judge: the fail policy decides below
             reason = f"the rewriter failed ({type(exc).__name__})"
             log.warning("rewriter failed: %s: %s", type(exc).__name__, self.redact(str(exc))[:300])

@@ -2,8 +2,10 @@
 
 The request models accept what clients send: ``content`` as a string or a list of parts,
 ``image_url`` as a string or ``{url, detail}``, and unknown extra fields anywhere (they are passed
-through to the upstream untouched). The proxy validates with these models and forwards the
-client's own JSON, changed only where the guard changes it.
+through to the upstream untouched). The fields they know are typed strictly, and every text they
+read goes through :func:`vlmguard.text.normalize_text` (the guard's one text boundary). The proxy
+validates with these models and forwards the client's own JSON, changed only where the guard
+changes it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,18 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
+from vlmguard.text import normalize_text
 from vlmguard.types import Rewrite
 
 
@@ -30,7 +42,12 @@ class ImageURL(_Open):
 
 class TextContentPart(_Open):
     type: Literal["text"]
-    text: str
+    text: StrictStr
+
+    @field_validator("text")
+    @classmethod
+    def _normalise(cls, value: str) -> str:
+        return normalize_text(value)
 
 
 class ImageContentPart(_Open):
@@ -75,6 +92,8 @@ class ChatMessage(_Open):
                 else:
                     raise ValueError("each content part needs a string 'type'")
             return parts
+        if isinstance(value, str):
+            return normalize_text(value)
         return value
 
     def text_parts(self) -> list[str]:
@@ -90,12 +109,45 @@ class ChatMessage(_Open):
         return []
 
 
-class ChatCompletionRequest(_Open):
-    """``POST /v1/chat/completions`` body. Fields the proxy does not read are passed through."""
+Number = StrictInt | StrictFloat
 
-    model: str = Field(min_length=1)
+
+class StreamOptions(_Open):
+    include_usage: StrictBool | None = None
+
+
+class ChatCompletionRequest(_Open):
+    """``POST /v1/chat/completions`` body. Fields the proxy does not read are passed through.
+
+    The fields of the OpenAI API that the proxy knows are typed strictly (``"stream": "yes"`` or
+    ``"n": "2"`` is a 400, not a guess), so the guard and the upstream read the same request.
+    """
+
+    model: StrictStr = Field(min_length=1, max_length=256)
     messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool | None = False
+    stream: StrictBool | None = False
+    stream_options: StreamOptions | None = None
+    n: StrictInt | None = Field(None, ge=1, le=128)
+    max_tokens: StrictInt | None = Field(None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(None, ge=1)
+    temperature: Number | None = Field(None, ge=0, le=2)
+    top_p: Number | None = Field(None, ge=0, le=1)
+    presence_penalty: Number | None = Field(None, ge=-2, le=2)
+    frequency_penalty: Number | None = Field(None, ge=-2, le=2)
+    seed: StrictInt | None = None
+    logprobs: StrictBool | None = None
+    top_logprobs: StrictInt | None = Field(None, ge=0, le=20)
+    stop: StrictStr | list[StrictStr] | None = None
+    user: StrictStr | None = None
+    logit_bias: dict[str, Number] | None = None
+    parallel_tool_calls: StrictBool | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _few_stops(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences")
+        return value
 
 
 class Latencies(BaseModel):

@@ -1,0 +1,12 @@
+"""The adversarial regression tests reuse the proxy helpers and the evidence fakes of their suites."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_TESTS = Path(__file__).resolve().parents[1]
+for folder in ("server", "evidence"):
+    path = str(_TESTS / folder)
+    if path not in sys.path:
+        sys.path.append(path)
