@@ -161,6 +161,8 @@ def eval_cmd(
     from vlmguard.eval.runner import BenchmarkSpec, RunConfig, run_eval
     from vlmguard.types import GenerateConfig
 
+    if cache is not None and no_cache:
+        raise click.UsageError("--cache and --no-cache contradict each other; give one of them")
     specs = []
     for item in benchmarks:
         name, sep, path = item.partition("=")
@@ -192,7 +194,7 @@ def eval_cmd(
         retry_errors=retry_errors,
     )
     console = Console(stderr=True)
-    with Progress(
+    progress = Progress(
         TextColumn("[bold]eval"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -200,10 +202,13 @@ def eval_cmd(
         TextColumn("{task.description}"),
         console=console,
         transient=False,
-    ) as progress:
-        task = progress.add_task("", total=None)
+    )
+    task = progress.add_task("", total=None)
+    try:  # the bar appears with the first record: a run refused up front prints only its error line
 
         def on_record(record: ResultRecord, done: int, total: int) -> None:
+            if not progress.live.is_started:
+                progress.start()
             status = "" if record.status == "ok" else f"[red]{record.error_type}[/red] "
             progress.update(
                 task,
@@ -213,6 +218,8 @@ def eval_cmd(
             )
 
         summary = asyncio.run(run_eval(config, out, progress=on_record, command=["vlmguard", *sys.argv[1:]]))
+    finally:
+        progress.stop()
     skipped = "".join(
         f"; {n} {b} item(s) left out (missing images, listed in the manifest)"
         for b, n in summary.skipped_items.items()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -11,6 +12,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from vlmguard.errors import InputError
+from vlmguard.text import DEFAULT_MAX_PROMPT_CHARS
 from vlmguard.types import Rewrite
 
 
@@ -41,10 +44,43 @@ def render_rewrite(console: Console, rewrite: Rewrite) -> None:
     console.print(Panel(rewrite.prompt or "(none: refused)", title="rewritten prompt", expand=False))
 
 
+def read_prompt(
+    prompt: str | None, prompt_file: Path | None, *, max_chars: int = DEFAULT_MAX_PROMPT_CHARS
+) -> str:
+    """The prompt given by ``--prompt TEXT``, ``--prompt -`` (standard input) or ``--prompt-file FILE``.
+
+    Exactly one source must be given. Stdin and files are read as UTF-8, at most a few bytes past
+    the length limit (the limit itself and every other check are the Guard's, as for ``--prompt TEXT``).
+    """
+    if (prompt is None) == (prompt_file is None):
+        raise click.UsageError("give the prompt with one of --prompt TEXT, --prompt - or --prompt-file FILE")
+    if prompt is not None and prompt != "-":
+        return prompt
+    limit = (max_chars * 4 + 1) * 4  # UTF-8 takes at most 4 bytes a character
+    where = "standard input" if prompt_file is None else str(prompt_file)
+    try:
+        if prompt_file is None:
+            raw = sys.stdin.buffer.read(limit)
+        else:
+            with prompt_file.open("rb") as handle:
+                raw = handle.read(limit)
+    except OSError as exc:
+        message = f"cannot read the prompt from {where}: {exc.strerror}"
+        raise InputError(message, code="invalid_prompt") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        if len(raw) < limit:  # not a character cut by the read limit: the text is not UTF-8
+            raise InputError(f"the prompt in {where} is not UTF-8 text", code="invalid_prompt") from None
+        return raw.decode("utf-8", errors="ignore")  # over the limit anyway: the Guard says so
+
+
 @click.command()
 @click.option("--image", "images", multiple=True, type=click.Path(path_type=Path),
               help="Image file (repeatable).")
-@click.option("--prompt", required=True, help="The user's text prompt.")
+@click.option("--prompt", default=None, help="The user's text prompt ('-': read it from standard input).")
+@click.option("--prompt-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Read the prompt from this UTF-8 text file.")
 @click.option("--rewriter", default="evidence", show_default=True,
               help="'evidence' or a backend spec for the model-based rewriter (e.g. hf:./rewriter).")
 @click.option("--target", default=None, help="Backend spec of the target model; omit to only rewrite.")
@@ -55,12 +91,14 @@ def render_rewrite(console: Console, rewrite: Rewrite) -> None:
 @click.option("--rewriter-max-tokens", type=click.IntRange(1, 131072), default=1024, show_default=True,
               help="Length limit of a model-based rewriter's analysis and rewrite.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def guard(images: tuple[Path, ...], prompt: str, rewriter: str, target: str | None, policy: str,
-          max_tokens: int, rewriter_max_tokens: int, as_json: bool) -> None:
+def guard(images: tuple[Path, ...], prompt: str | None, prompt_file: Path | None, rewriter: str,
+          target: str | None, policy: str, max_tokens: int, rewriter_max_tokens: int, as_json: bool) -> None:
     """Analyse a prompt (and image) for risk and print the report and rewritten prompt."""
     from vlmguard.defenses.base import DefenseResult
     from vlmguard.guard import Guard
     from vlmguard.types import GenerateConfig
+
+    prompt = read_prompt(prompt, prompt_file)
 
     console = Console()
     progress = Console(stderr=True)

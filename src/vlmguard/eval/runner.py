@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vlmguard.appendlog import FolderLock, is_storage_error, storage_error
 from vlmguard.backends.base import VLM
 from vlmguard.defenses.base import Defense, DefenseResult
 from vlmguard.errors import ConfigError, VLMGuardError
@@ -287,6 +288,8 @@ class Runner:
                 )
                 return _error_record(job, target_name, exc, started)
             except Exception as exc:
+                if is_storage_error(exc):  # e.g. the response cache on a full disk: stop the run
+                    raise storage_error(self.run_dir, exc) from None
                 log.warning(
                     "%s %s %s failed unexpectedly:\n%s",
                     job.benchmark,
@@ -302,6 +305,8 @@ class Runner:
         try:
             judgement = await self.judge(job.sample, result.completion.text)
         except Exception as exc:  # a failed judgement is an error record, never a silent pass
+            if is_storage_error(exc):
+                raise storage_error(self.run_dir, exc) from None
             if not isinstance(exc, VLMGuardError):
                 log.warning(
                     "judge failed on %s %s:\n%s", job.benchmark, job.sample.id, traceback.format_exc()
@@ -318,8 +323,10 @@ class Runner:
                 job = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
+            if self.store.error is not None:
+                raise self.store.error
             record = await self._one(job)
-            await self.store.append(record)  # queued; on disk at the next group fsync
+            await self.store.append(record)  # on disk at the next group fsync; raises once a write failed
             self.counts.done += 1
             if record.status == "ok":
                 self.counts.completed += 1
@@ -390,8 +397,28 @@ async def run_eval(
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    lock = FolderLock(run_dir, what="evaluation")
+    lock.acquire()
+    try:
+        return await _run_locked(
+            config, run_dir, started, target, judge, defenses, defense_context, progress, command
+        )
+    finally:
+        lock.release()
+
+
+async def _run_locked(
+    config: RunConfig,
+    run_dir: Path,
+    started: float,
+    target: VLM | None,
+    judge: Judge | None,
+    defenses: dict[str, Defense] | None,
+    defense_context: dict[str, Any] | None,
+    progress: ProgressCallback | None,
+    command: list[str] | None,
+) -> RunSummary:
     previous = _check_identity(run_dir, config)
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     datasets: list[BenchmarkData] = [load_benchmark(spec.name, spec.options) for spec in config.benchmarks]
     names = [d.benchmark for d in datasets]

@@ -2,8 +2,10 @@
 
 Every record is written as one line, flushed and ``fsync``-ed before the sample counts as done
 (concurrent writers are batched into one ``fsync``: group commit). A run killed mid-write leaves
-at most one partial last line; :meth:`ResultStore.open` cuts it off, and resuming skips every
-sample that already has a record, so a restarted run ends with every sample judged exactly once.
+at most one partial last line, and a damaged disk may leave a garbage one; :meth:`ResultStore.open`
+sets either aside (:func:`vlmguard.appendlog.read_log`), and resuming skips every sample that
+already has a record, so a restarted run ends with every sample judged exactly once. A failed
+write stops the run with a :class:`~vlmguard.appendlog.StorageError`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pydantic import ValidationError
 
+from vlmguard.appendlog import StorageError, read_log, storage_error
 from vlmguard.errors import InputError
 from vlmguard.eval.record import ResultRecord
 
@@ -65,26 +68,22 @@ def read_manifest(run_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def read_records(path: Path) -> list[ResultRecord]:
-    """All complete records of a results file, in order (a partial last line is ignored)."""
-    records: list[ResultRecord] = []
+def _parse_record(line: bytes) -> ResultRecord | None:
+    try:
+        return ResultRecord.model_validate_json(line)
+    except ValidationError:
+        return None
+
+
+def read_records(path: Path, *, repair: bool = False) -> list[ResultRecord]:
+    """All complete records of a results file, in order.
+
+    A torn or garbage last line is ignored (and, with ``repair``, set aside into
+    ``results.jsonl.torn``); an unreadable line before it raises :class:`LogCorrupt`.
+    """
     if not path.is_file():
-        return records
-    with path.open("rb") as handle:
-        data = handle.read()
-    lines = data.split(b"\n")
-    if lines and lines[-1] != b"":
-        log.warning("%s ends with a partial line (an interrupted write); it is ignored", path)
-    for number, line in enumerate(lines[:-1], start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(ResultRecord.model_validate_json(line))
-        except ValidationError as exc:
-            raise InputError(
-                f"{path}:{number} is not a valid result record: {exc.errors()[0]['msg']}"
-            ) from None
-    return records
+        return []
+    return read_log(path, _parse_record, repair=repair)
 
 
 def latest_records(records: list[ResultRecord]) -> dict[str, ResultRecord]:
@@ -96,49 +95,66 @@ def latest_records(records: list[ResultRecord]) -> dict[str, ResultRecord]:
 
 
 class ResultStore:
-    """The append-only results file of one run."""
+    """The append-only results file of one run.
+
+    Appends are group-committed by one writer task. The first write that fails (a full disk, an
+    I/O error) is kept as :attr:`error`, a :class:`StorageError`: every pending and later append
+    fails with it, so the run stops instead of judging samples it cannot store. Lines already
+    synced stay; a partial line the failure left behind is set aside by the next :meth:`open`.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.path = run_dir / RESULTS_FILE
-        self._handle: IO[bytes] | None = None
+        self._fd: int | None = None
         self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[None]]] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Future[None]] = set()
+        self.error: StorageError | None = None
 
     def open(self) -> dict[str, ResultRecord]:
-        """Open for appending (repairing a partial last line) and return the records already there."""
+        """Open for appending (setting aside a torn or garbage last line); the records already there."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.path.is_file():
-            data = self.path.read_bytes()
-            if data and not data.endswith(b"\n"):
-                cut = data.rfind(b"\n") + 1
-                log.warning("cutting a partial last line (%d bytes) off %s", len(data) - cut, self.path)
-                with self.path.open("r+b") as handle:
-                    handle.truncate(cut)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-        existing = latest_records(read_records(self.path))
-        self._handle = self.path.open("ab")
+        existing = latest_records(read_records(self.path, repair=True))
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise storage_error(self.path, exc) from None
         return existing
 
-    def append_sync(self, record: ResultRecord) -> None:
-        """Write one record durably (flush + fsync) before returning."""
-        if self._handle is None:
+    def _write_durable(self, data: bytes) -> None:
+        if self._fd is None:
             raise RuntimeError("store is not open")
-        self._handle.write(record.model_dump_json().encode("utf-8") + b"\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fsync(self._fd)
+
+    def _check(self) -> None:
+        if self._fd is None:
+            raise RuntimeError("store is not open")
+        if self.error is not None:
+            raise self.error
+
+    def append_sync(self, record: ResultRecord) -> None:
+        """Write one record durably (written and synced) before returning."""
+        self._check()
+        try:
+            self._write_durable(record.model_dump_json().encode("utf-8") + b"\n")
+        except OSError as exc:
+            self.error = storage_error(self.path, exc)
+            raise self.error from None
 
     async def append(self, record: ResultRecord) -> asyncio.Future[None]:
         """Queue one record for a durable write and return a future that resolves once it is on disk.
 
         Records queued while an ``fsync`` runs are written and synced together by the next one (group
         commit), so many samples in flight do not wait on one ``fsync`` each. A record that is not yet
-        on disk when the process dies is simply absent, and its sample runs again on resume.
+        on disk when the process dies is simply absent, and its sample runs again on resume. Raises
+        :class:`StorageError` once a write has failed.
         """
-        if self._handle is None:
-            raise RuntimeError("store is not open")
+        self._check()
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._writer = asyncio.create_task(self._write_loop())
@@ -149,28 +165,31 @@ class ResultStore:
         return future
 
     async def _write_loop(self) -> None:
-        assert self._queue is not None and self._handle is not None
+        assert self._queue is not None
         while True:
             batch = [await self._queue.get()]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                self._handle.write(b"".join(line for line, _ in batch))
-                self._handle.flush()
-                await asyncio.to_thread(os.fsync, self._handle.fileno())
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+            if self.error is None:
+                try:
+                    await asyncio.to_thread(self._write_durable, b"".join(line for line, _ in batch))
+                except OSError as exc:
+                    self.error = storage_error(self.path, exc)
+            for _, future in batch:
+                if future.done():
+                    continue
+                if self.error is not None:
+                    future.set_exception(self.error)
+                    future.exception()  # retrieved here: the error is reported once, by the run
+                else:
+                    future.set_result(None)
 
     async def drain(self) -> None:
-        """Wait until every queued record is on disk (raises the first write error)."""
+        """Wait until every queued record is on disk (raises :class:`StorageError` when one cannot be)."""
         while self._pending:
-            await asyncio.gather(*list(self._pending))
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        if self.error is not None:
+            raise self.error
 
     async def aclose(self) -> None:
         """Stop the writer and close the file."""
@@ -185,6 +204,6 @@ class ResultStore:
         self.close()
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

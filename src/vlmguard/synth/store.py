@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from vlmguard.appendlog import FolderLock, FolderLocked, LogCorrupt, read_log
 from vlmguard.errors import InputError
 from vlmguard.synth.records import StageFailure, StageName, SynthRecord
 from vlmguard.synth.seeds import Seed
@@ -52,38 +53,13 @@ def _parse_line(line: bytes) -> dict[str, Any] | None:
 
 
 def read_events(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
-    """All events in ``path``. A torn last line is ignored (and cut off into ``<path>.torn`` when ``repair``).
-
-    An unreadable line anywhere else raises :class:`StoreError`.
+    """All events in ``path``. A torn or garbage last line is ignored (and cut off into ``<path>.torn``
+    when ``repair``); an unreadable line anywhere else raises :class:`StoreError`.
     """
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    good_end = data.rfind(b"\n") + 1
-    tail = data[good_end:]
-    lines = data[:good_end].split(b"\n")[:-1]
-    events: list[dict[str, Any]] = []
-    for n, line in enumerate(lines, 1):
-        event = _parse_line(line)
-        if event is None:
-            if n == len(lines) and not tail:  # the last complete line is garbage: torn as well
-                good_end -= len(line) + 1
-                tail = line + b"\n"
-                break
-            raise StoreError(f"{path}:{n} is not a valid event; the store is corrupt (not a torn last line)")
-        events.append(event)
-    if tail:
-        log.warning("%s: ignoring a torn last line (%d bytes)", path, len(tail))
-        if repair:
-            with open(f"{path}.torn", "ab") as fh:
-                fh.write(tail + (b"" if tail.endswith(b"\n") else b"\n"))
-                fh.flush()
-                os.fsync(fh.fileno())
-            with open(path, "r+b") as fh:
-                fh.truncate(good_end)
-                fh.flush()
-                os.fsync(fh.fileno())
-    return events
+    try:
+        return read_log(path, _parse_line, repair=repair)
+    except LogCorrupt as exc:
+        raise StoreError(f"{exc}; the store is corrupt") from None
 
 
 def event_for(record: SynthRecord, stage: StageName, fields: Sequence[str]) -> dict[str, Any]:
@@ -240,35 +216,21 @@ def _encode(event: dict[str, Any]) -> bytes:
     return (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-class RunLock:
-    """An exclusive ``flock`` on ``<run>/.lock``: one writer per run; released when the process dies."""
+class RunLock(FolderLock):
+    """An exclusive ``flock`` on ``<run>/.lock``: one writer per run; released when the process dies.
+
+    A second writer gets a :class:`StoreError` naming the holder.
+    """
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder / ".lock"
-        self._fd: int | None = None
+        super().__init__(folder, what="synthesis process")
 
     def acquire(self) -> None:
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StoreError(f"{self.path.parent} is in use by another synthesis process") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            super().acquire()
+        except FolderLocked as exc:
+            raise StoreError(str(exc)) from None
 
     def __enter__(self) -> RunLock:
         self.acquire()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

@@ -154,8 +154,38 @@ def category_matches(sample: Sample, wanted: Sequence[str]) -> bool:
     return bool(names & own)
 
 
+def _names(sample: Sample) -> set[str]:
+    label = sample.label.lower()
+    own = {label, label.split(" (")[0]} | {g.lower() for g in sample.groups}
+    if sample.category is not None:
+        own.add(sample.category.value)
+    return own - {""}
+
+
+def check_categories(samples: Sequence[Sample], wanted: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` for a ``wanted`` category that is neither a taxonomy name nor a
+    label of ``samples``, listing the known ones (a typo must not run zero samples)."""
+    from vlmguard.taxonomy import RiskCategory
+
+    known: set[str] = {c.value for c in RiskCategory}
+    for sample in samples:
+        known |= _names(sample)
+    unknown = [w for w in wanted if w.strip().lower() not in known]
+    if unknown:
+        listed = sorted(known)
+        shown = ", ".join(listed[:60]) + (f", ... ({len(listed)} in all)" if len(listed) > 60 else "")
+        names = ", ".join(repr(u) for u in unknown)
+        raise ConfigError(f"unknown category {names}; known categories: {shown}")
+
+
 def select(samples: Iterable[Sample], options: BenchmarkOptions) -> list[Sample]:
-    """Apply the category filter and the limit (round-robin over labels when ``stratify``)."""
+    """Apply the category filter and the limit (round-robin over labels when ``stratify``).
+
+    Raises :class:`ConfigError` for an unknown category (see :func:`check_categories`).
+    """
+    samples = list(samples)
+    if options.categories:
+        check_categories(samples, options.categories)
     kept = [s for s in samples if category_matches(s, options.categories)]
     if options.limit is None or options.limit >= len(kept):
         return kept
