@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vlmguard.server")
 
+_THREAD_PARSE_BYTES = 256 * 1024
+
 
 def _presented_key(request: "Request") -> str | None:
     auth = request.headers.get("authorization")
@@ -182,7 +184,10 @@ def create_app(
         metrics = svc.metrics
         key = await svc.authorize(_presented_key(request), request.client.host if request.client else None)
         raw = await _read_body(request, config.limits.max_body_bytes)
-        body: Any = parse_json_body(raw, json_limits)
+        if len(raw) > _THREAD_PARSE_BYTES:  # a large body (images) is parsed off the event loop
+            body: Any = await asyncio.to_thread(parse_json_body, raw, json_limits)
+        else:
+            body = parse_json_body(raw, json_limits)
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         if len(request_id) > 128 or not request_id.isprintable():
             request_id = uuid.uuid4().hex

@@ -110,7 +110,10 @@ class RequestImageLoader:
     async def _read(self, ref: ImageRef) -> tuple[str | None, bytes]:
         try:
             if ref.url.startswith("data:"):
-                mime, data = parse_data_uri(ref.url)
+                if len(ref.url) > _THREAD_DECODE_BYTES:  # base64 of a large image: off the event loop
+                    mime, data = await asyncio.to_thread(parse_data_uri, ref.url)
+                else:
+                    mime, data = parse_data_uri(ref.url)
             elif ref.url.lower().startswith(("http://", "https://")):
                 data, _ = await self.fetcher.fetch(ref.url)
                 mime = None
