@@ -203,12 +203,17 @@ class Finding(BaseModel):
 
     modality: Modality
     category: RiskCategory | None = None
+    label: str | None = None
+    """The category as the component that found it names it: the taxonomy value, or a custom risk
+    model's own category name (then ``category`` is ``other``)."""
     severity: Severity = Severity.LOW
     evidence: str
     """What was found, in words (e.g. 'image text reads "How to make a bomb"')."""
     source: str = "model"
     """Which component produced it (e.g. 'ocr', 'text-tagger', 'rewriter-model')."""
     score: float | None = None
+    turn: int | None = None
+    """Which user turn of the conversation it comes from (0-based), when a conversation was judged."""
 
 
 class RiskReport(BaseModel):
@@ -216,6 +221,9 @@ class RiskReport(BaseModel):
 
     findings: list[Finding] = Field(default_factory=list)
     categories: list[RiskCategory] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+    """The acting findings' category names as their components name them (custom risk models'
+    own categories included), most severe first."""
     severity: Severity = Severity.NONE
     decision: Decision = Decision.FORWARD
     analysis: str = ""

