@@ -4,6 +4,8 @@ A spec is ``KIND:TARGET[?key=value&...]``:
 
 - ``openai:Qwen/Qwen2-VL-7B-Instruct@http://host:8000/v1`` (several URLs: ``@http://a/v1,http://b/v1``)
 - ``hf:path/or/name?device=cuda&dtype=bfloat16``
+- ``llamacpp:/models/model.gguf?mmproj=/models/mmproj.gguf`` (llama.cpp in this process)
+- ``smollm2:`` (the offline default target; ``smollm2:?engine=transformers``)
 - ``mock:echo``, ``mock:text=Hello``, ``mock:script=answers.json``
 
 Each kind's factory receives the target and the options and rejects options it does not know.
@@ -33,6 +35,10 @@ def _register_builtins() -> None:
         help="any OpenAI-compatible chat endpoint (vLLM, llama.cpp, Ollama, OpenAI)",
     )
     BACKENDS.register("hf", "vlmguard.backends.hf:hf_from_spec", help="local transformers VLM", extra="hf")
+    BACKENDS.register(
+        "llamacpp", "vlmguard.backends.llamacpp:llamacpp_from_spec",
+        help="a GGUF model (mmproj=PATH for a VLM's vision projector) run by llama.cpp in-process",
+    )
     BACKENDS.register(
         "evidence", "vlmguard.backends.evidence_adapter:evidence_from_spec",
         help="any text-only model seeing images as text (OCR + labels): evidence:<inner spec>",
