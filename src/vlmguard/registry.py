@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar, cast
+from urllib.parse import parse_qsl
 
 from vlmguard.errors import ConfigError
 
@@ -98,3 +99,28 @@ class Registry(Generic[T]):
     def create(self, name: str, *args: object, **kwargs: object) -> T:
         """Build the object registered under ``name``."""
         return self.get(name)(*args, **kwargs)
+
+
+def parse_named_spec(spec: str, what: str, example: str) -> tuple[str, dict[str, str]]:
+    """Split ``NAME?key=value&...`` into the lower-cased name and its options.
+
+    Malformed or repeated options raise :class:`ConfigError` naming ``what`` (e.g. "defence") and
+    showing ``example``.
+    """
+    name, _, query = spec.strip().partition("?")
+    name = name.strip().lower()
+    if not name:
+        raise ConfigError(f"invalid {what} spec {spec!r}: expected NAME[?key=value&...], e.g. {example!r}")
+    options: dict[str, str] = {}
+    if query:
+        try:
+            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+        except ValueError:
+            raise ConfigError(
+                f"invalid options in {what} spec {spec!r}: expected key=value pairs joined by '&'"
+            ) from None
+        for key, value in pairs:
+            if key in options:
+                raise ConfigError(f"{what} spec {spec!r} gives option {key!r} twice")
+            options[key] = value
+    return name, options

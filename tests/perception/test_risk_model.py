@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from risk_fakes import BowEncoder, labelled_rows
 
 from vlmguard.errors import ConfigError, InputError
 from vlmguard.perception.risk_build import build_risk_model, evaluate_rows
 from vlmguard.perception.risk_data import LabelledText
 from vlmguard.perception.risk_model import RiskHead, RiskModel, windows
 from vlmguard.perception.risk_train import TrainOptions, fit_head, language_basis, sample_weights
-
-from .risk_fakes import BowEncoder, labelled_rows
 
 
 @pytest.fixture

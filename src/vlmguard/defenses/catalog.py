@@ -23,10 +23,10 @@ Plugins register in the entry-point group ``vlmguard.defenses`` with the same fa
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from vlmguard.defenses.base import DEFENSES, Defense
 from vlmguard.errors import ConfigError
+from vlmguard.registry import parse_named_spec
 
 _BOOL = {
     "1": True,
@@ -133,23 +133,7 @@ class DefenseOptions:
 
 def parse_defense_spec(spec: str) -> tuple[str, dict[str, str]]:
     """Split ``NAME?k=v&...`` into the name and its options; malformed or repeated options fail."""
-    name, _, query = spec.strip().partition("?")
-    name = name.strip().lower()
-    if not name:
-        raise ConfigError(f"invalid defence spec {spec!r}: expected NAME[?key=value&...], e.g. 'eta?n=3'")
-    options: dict[str, str] = {}
-    if query:
-        try:
-            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
-        except ValueError:
-            raise ConfigError(
-                f"invalid options in defence spec {spec!r}: expected key=value pairs joined by '&'"
-            ) from None
-        for key, value in pairs:
-            if key in options:
-                raise ConfigError(f"defence spec {spec!r} gives option {key!r} twice")
-            options[key] = value
-    return name, options
+    return parse_named_spec(spec, "defence", "eta?n=3")
 
 
 # --------------------------------------------------------------------------- factories

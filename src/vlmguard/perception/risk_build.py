@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from vlmguard.errors import InputError
 from vlmguard.perception.encoders import TextEncoder, build_encoder
 from vlmguard.perception.risk_data import LabelledText, iter_batches
-from vlmguard.perception.risk_model import RiskHead, RiskModel
+from vlmguard.perception.risk_model import RiskHead, RiskModel, windows
 from vlmguard.perception.risk_train import TrainOptions, fit_head
 
 Progress = Callable[[int, int], None]
@@ -29,8 +29,13 @@ EMBED_BATCH = 256
 def embed_rows(
     texts: Sequence[str], encoders: Sequence[TextEncoder], progress: Progress | None = None
 ) -> Any:
-    """The concatenated embeddings of ``texts`` under ``encoders``, in batches, reporting progress."""
+    """The concatenated embeddings of ``texts`` under ``encoders``, in batches, reporting progress.
+
+    Each text is read as the model reads it at run time: long texts by their first window.
+    """
     import numpy as np
+
+    texts = [(windows(t) or [""])[0] for t in texts]
 
     total = len(texts) * len(encoders)
     done = 0

@@ -12,7 +12,8 @@ A :class:`RiskModel` is one or more frozen packaged sentence encoders
 The head is a folder: ``head.npz`` (arrays), ``head.json`` (:class:`HeadMeta`: encoders, categories,
 the operating threshold, training counts and metrics) and ``MODEL_CARD.md``. The default head ships
 inside the package (``perception/data/risk_model``); ``vlmguard risk-model train`` writes new ones.
-Long texts are scored in windows and the most harmful window counts.
+Long texts are scored in windows and the most harmful window counts; a text in disguise (look-alike
+letters, leetspeak, spaced letters) is also read undisguised (:mod:`vlmguard.perception.deobfuscate`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from vlmguard.errors import ConfigError
+from vlmguard.perception.deobfuscate import plain_reading
 from vlmguard.perception.encoders import TextEncoder, build_encoder
 
 HEAD_FILES = ("head.npz", "head.json")
@@ -213,7 +215,7 @@ class RiskModel:
 
     def score_many(self, texts: Sequence[str]) -> list[RiskScore]:
         """Score each text (long texts by their most harmful window), in one encoder pass."""
-        per_text = [windows(t) for t in texts]
+        per_text = [windows(t) + windows(plain_reading(t) or "") for t in texts]
         flat = [w for ws in per_text for w in ws]
         if not flat:
             return [RiskScore(p_harmful=0.0, flagged=False) for _ in texts]

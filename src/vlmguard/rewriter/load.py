@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from vlmguard.errors import ConfigError
+from vlmguard.registry import parse_named_spec
 from vlmguard.rewriter.base import REWRITERS, Rewriter
 from vlmguard.types import FallbackPolicy, GenerateConfig
 
@@ -9,8 +11,10 @@ from vlmguard.types import FallbackPolicy, GenerateConfig
 def _register_builtins() -> None:
     if "evidence" not in REWRITERS:
         REWRITERS.register(
-            "evidence", "vlmguard.rewriter.evidence:EvidenceRewriter",
-            help="training-free rewriter over offline perception evidence (default)", extra="perception",
+            "evidence",
+            "vlmguard.rewriter.evidence:EvidenceRewriter",
+            help="training-free rewriter over offline perception evidence (default)",
+            extra="perception",
         )
 
 
@@ -23,7 +27,8 @@ def load_rewriter(
 ) -> Rewriter:
     """Build a rewriter.
 
-    ``spec`` is a registered rewriter name (``evidence``), or a backend spec for the model-based
+    ``spec`` is a registered rewriter name with optional options (``evidence``,
+    ``evidence?risk_model=DIR&policy=FILE``), or a backend spec for the model-based
     rewriter, optionally prefixed with ``model:`` (``hf:./my-rewriter``,
     ``model:openai:my-rewriter@http://localhost:8000/v1``). ``config`` sets the model-based
     rewriter's generation settings (default: greedy, 1024 tokens). ``backend_options`` go to
@@ -31,8 +36,12 @@ def load_rewriter(
     """
     _register_builtins()
     name = spec.removeprefix("model:")
-    if ":" not in name:
-        return REWRITERS.create(name)
+    if ":" not in name.partition("?")[0]:
+        registered, options = parse_named_spec(name, "rewriter", "evidence?risk_model=./my-risk-model")
+        try:
+            return REWRITERS.create(registered, **options)
+        except TypeError as exc:
+            raise ConfigError(f"invalid options for rewriter {registered!r}: {exc}") from None
     from vlmguard.backends.spec import load_backend
     from vlmguard.rewriter.model import DEFAULT_REWRITER_CONFIG, ModelRewriter
 
