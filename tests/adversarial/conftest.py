@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 _TESTS = Path(__file__).resolve().parents[1]
-for folder in ("server", "evidence"):
+for folder in ("server",):
     path = str(_TESTS / folder)
     if path not in sys.path:
         sys.path.append(path)

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from evidence_fakes import BagOfWordsEncoder, FakeInjection, FakePerceiver
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +18,7 @@ from vlmguard.guard import Guard
 from vlmguard.rewriter.evidence import EvidenceRewriter
 from vlmguard.server.app import create_app
 from vlmguard.server.fake_upstream import FakeUpstream
+from vlmguard.testing.evidence_fakes import FakeInjection, FakePerceiver, FakeRiskModel
 from vlmguard.text import clean_prompt, normalize_text
 from vlmguard.types import ImageData, Rewrite
 
@@ -75,17 +75,8 @@ class StrictTokenizerRewriter:
 
 
 def evidence_rewriter() -> EvidenceRewriter:
-    """The evidence rewriter over the fake components of tests/evidence (no model loaded)."""
-    try:
-        from vlmguard.perception.text_risk import Calibration, TextRiskTagger
-
-        calibration = Calibration(
-            top_k=1, benign_weight=0.5, structure_bonus=0.05, flag_threshold=0.45, suspect_threshold=0.3
-        )
-        tagger = TextRiskTagger(encoder=BagOfWordsEncoder(), calibration=calibration)
-        return EvidenceRewriter(perceiver=FakePerceiver(), tagger=tagger, injection=FakeInjection())  # type: ignore[call-arg]
-    except (ImportError, TypeError) as exc:  # the rewriter's components changed: these fakes no longer fit
-        pytest.skip(f"the evidence fakes do not fit EvidenceRewriter ({exc})")
+    """The evidence rewriter over the fake components of tests/rewriter (no model loaded)."""
+    return EvidenceRewriter(perceiver=FakePerceiver(), risk_model=FakeRiskModel(), injection=FakeInjection())
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from rewriter_fakes import FakeInjection, FakePerceiver, FakeRiskModel
 
 from vlmguard.errors import ConfigError, ImageError
 from vlmguard.images import load_image
@@ -13,6 +12,7 @@ from vlmguard.rewriter.evidence import EvidenceRewriter
 from vlmguard.rewriter.load import load_rewriter
 from vlmguard.rewriter.policy import Policy, default_policy
 from vlmguard.taxonomy import RiskCategory
+from vlmguard.testing.evidence_fakes import FakeInjection, FakePerceiver, FakeRiskModel
 from vlmguard.types import Decision, ImageData, Modality, Severity
 
 

@@ -1,4 +1,5 @@
-"""Fakes for the evidence rewriter tests: a keyword risk model, a scripted perceiver, injection."""
+"""Fakes of the evidence rewriter's components for tests: a keyword risk model, a scripted image perceiver
+and the lexical half of the injection detector (no model loads)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from evidence_fakes import BagOfWordsEncoder
+from text_risk_fakes import BagOfWordsEncoder
 
 from vlmguard.errors import ConfigError
 from vlmguard.perception.text_risk import (
