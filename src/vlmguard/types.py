@@ -76,6 +76,17 @@ Part = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 Role = Literal["system", "user", "assistant"]
 
 
+class Turn(BaseModel):
+    """An earlier turn of a conversation, as a guard reads it: untrusted content, never instructions."""
+
+    model_config = ConfigDict(frozen=True)
+    role: Literal["user", "assistant"]
+    text: str
+    images: tuple[ImageData, ...] = ()
+    index: int = Field(ge=0)
+    """The turn's position in the conversation (0-based, over its user and assistant messages)."""
+
+
 class Message(BaseModel):
     """One chat message: a role and an ordered list of text and image parts."""
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from vlmguard.registry import Registry
-from vlmguard.types import ImageData, Rewrite
+from vlmguard.types import ImageData, Rewrite, Turn
 
 
 @runtime_checkable
@@ -16,8 +16,14 @@ class Rewriter(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def rewrite(self, prompt: str, images: Sequence[ImageData] = ()) -> Rewrite:
-        """Analyse ``prompt`` with ``images`` and return the rewrite. Raises on backend failure."""
+    async def rewrite(
+        self, prompt: str, images: Sequence[ImageData] = (), history: Sequence[Turn] = ()
+    ) -> Rewrite:
+        """Analyse ``prompt`` with ``images`` and return the rewrite. Raises on backend failure.
+
+        ``history`` holds the earlier turns of the conversation (user turns with their images, and
+        assistant turns as untrusted content); the rewrite replaces only ``prompt``.
+        """
         ...
 
 

@@ -51,7 +51,7 @@ from vlmguard.rewriter.evidence_prompts import (
 )
 from vlmguard.rewriter.policy import Policy, load_policy
 from vlmguard.text import normalize_text
-from vlmguard.types import Decision, Finding, ImageData, Modality, Rewrite, RiskReport, Severity
+from vlmguard.types import Decision, Finding, ImageData, Modality, Rewrite, RiskReport, Severity, Turn
 
 
 class EvidenceRewriter:
@@ -139,15 +139,20 @@ class EvidenceRewriter:
 
     # -------------------------------------------------------------------------------- rewrite
 
-    async def rewrite(self, prompt: str, images: Sequence[ImageData] = ()) -> Rewrite:
-        """Analyse ``prompt`` with ``images`` in a worker thread and return the report and rewrite."""
-        return await asyncio.to_thread(self.rewrite_sync, prompt, list(images))
+    async def rewrite(
+        self, prompt: str, images: Sequence[ImageData] = (), history: Sequence[Turn] = ()
+    ) -> Rewrite:
+        """Analyse ``prompt`` with ``images`` (and the conversation's earlier ``history``) in a worker
+        thread and return the report and rewrite."""
+        return await asyncio.to_thread(self.rewrite_sync, prompt, list(images), list(history))
 
-    def rewrite_sync(self, prompt: str, images: Sequence[ImageData] = ()) -> Rewrite:
+    def rewrite_sync(
+        self, prompt: str, images: Sequence[ImageData] = (), history: Sequence[Turn] = ()
+    ) -> Rewrite:
         """The synchronous :meth:`rewrite` (runs the models in this thread and the worker pool)."""
         start = time.perf_counter()
         prompt = normalize_text(prompt)
-        report, mode = self.analyse(prompt, images)
+        report, mode = self.analyse(prompt, images, history)
         if report.decision == Decision.FORWARD:
             new_prompt = prompt
         elif report.decision == Decision.REFUSE:
@@ -173,8 +178,78 @@ class EvidenceRewriter:
         except Exception as exc:  # one bad image must not lose the whole request
             return exc
 
-    def analyse(self, prompt: str, images: Sequence[ImageData]) -> tuple[RiskReport, str]:
-        """The risk report for ``prompt`` with ``images``, and the request mode used for the wording."""
+    def analyse(
+        self, prompt: str, images: Sequence[ImageData], history: Sequence[Turn] = ()
+    ) -> tuple[RiskReport, str]:
+        """The risk report for ``prompt`` with ``images`` after ``history``, and the request mode used
+        for the wording."""
+        findings, notes, mode = self._analyse_turn(prompt, images)
+        if history:
+            self._analyse_history(prompt, history, findings, notes)
+        return build_report(findings, notes), mode
+
+    def _analyse_history(
+        self, prompt: str, history: Sequence[Turn], findings: list[Finding], notes: dict[Modality, list[str]]
+    ) -> None:
+        """Add the findings of the earlier turns: each user turn (with its images' text) alone, all user
+        turns read together (a request split over turns), and assistant turns for injected instructions."""
+        last_turn_textual = any(f.modality == Modality.TEXTUAL for f in findings)
+        user = [t for t in history if t.role == "user"]
+        texts = [normalize_text(t.text) for t in user]
+        image_texts = self._image_texts(user)
+        joined = "\n".join([*(f"{a} {b}".strip() for a, b in zip(texts, image_texts, strict=True)), prompt])
+        readings = [
+            TextReading(where=f"turn {t.index + 1}", text=f"{text} {extra}".strip(), score=None, turn=t.index)
+            for t, text, extra in zip(user, texts, image_texts, strict=True)
+        ]
+        readings.append(TextReading(where="the user turns read together", text=joined, score=None))
+        scores = self._scores([r.text for r in readings])
+        readings = [r.model_copy(update={"score": s}) for r, s in zip(readings, scores, strict=True)]
+        flagged_turns = [r for r in readings[:-1] if r.score.flagged]
+        for reading in flagged_turns:
+            findings += risk_findings(reading, Modality.TEXTUAL, self.policy, prefix="an earlier user turn: ")
+        together = readings[-1]
+        if together.score.flagged and not flagged_turns and not last_turn_textual:
+            last = user[-1].index if user else None
+            findings += [
+                f.model_copy(update={"turn": last})
+                for f in risk_findings(together, Modality.TEXTUAL, self.policy, prefix="split over turns: ")
+            ]
+        for turn in history:
+            if turn.role == "assistant":
+                result = self.injection.score(normalize_text(turn.text))
+                finding, note = injection_finding(
+                    result,
+                    turn.text,
+                    Modality.TEXTUAL,
+                    f"an earlier assistant turn (turn {turn.index + 1})",
+                    turn.index,
+                )
+                findings += [finding] if finding else []
+                notes[Modality.TEXTUAL] += [note] if note else []
+
+    def _image_texts(self, turns: Sequence[Turn]) -> list[str]:
+        """The text read in each turn's images (one string per turn)."""
+        out = []
+        for turn in turns:
+            read = [self._perceive(img) for img in turn.images]
+            out.append(
+                " ".join(normalize_text(ev.ocr_text) for ev in read if not isinstance(ev, BaseException))
+            )
+        return out
+
+    def _scores(self, texts: Sequence[str]) -> list[Any]:
+        scores = self.risk.score_many(list(texts))
+        if self.policy.harm_threshold is not None:
+            scores = [
+                s.model_copy(update={"flagged": s.p_harmful >= self.policy.harm_threshold}) for s in scores
+            ]
+        return list(scores)
+
+    def _analyse_turn(
+        self, prompt: str, images: Sequence[ImageData]
+    ) -> tuple[list[Finding], dict[Modality, list[str]], str]:
+        """The findings and notes for one turn (``prompt`` with ``images``), and the wording mode."""
         pool = self._executor()
         jobs = [pool.submit(self._perceive, img) for img in images]
         prompt_injection = pool.submit(self.injection.score, prompt)
@@ -193,11 +268,7 @@ class EvidenceRewriter:
             readings.append(TextReading(where=f"{labels[i]}'s text", text=text, score=None))
         compositions = self._compositions(prompt, evidences, texts, labels)
         readings += [r for r, _, _ in compositions]
-        scores = self.risk.score_many([r.text for r in readings])
-        if self.policy.harm_threshold is not None:
-            scores = [
-                s.model_copy(update={"flagged": s.p_harmful >= self.policy.harm_threshold}) for s in scores
-            ]
+        scores = self._scores([r.text for r in readings])
         readings = [r.model_copy(update={"score": s}) for r, s in zip(readings, scores, strict=True)]
         prompt_reading, image_readings = (
             readings[0],
@@ -224,7 +295,7 @@ class EvidenceRewriter:
             if any(f.source == "risk-model:image-text" for f in cross)
             else ("with_image" if images else "text_only")
         )
-        return build_report(findings, notes), mode
+        return findings, notes, mode
 
     def _compositions(
         self, prompt: str, evidences: Sequence[Any], texts: dict[int, str], labels: Sequence[str]
@@ -292,9 +363,9 @@ class EvidenceRewriter:
             notes[Modality.VISUAL].append(f"{label}: {component} failed ({snippet(message, 60)})")
         findings = concept_findings(ev, label, self.policy, None)
         if reading is not None and reading.score.flagged:
-            for finding in risk_findings(reading, Modality.VISUAL, self.policy):
+            for found in risk_findings(reading, Modality.VISUAL, self.policy):
                 # harmful text the prompt does not act on is context; acting on it is cross-modal
-                findings.append(finding.model_copy(update={"severity": Severity.LOW}))
+                findings.append(found.model_copy(update={"severity": Severity.LOW}))
         if injection is not None:
             finding, note = injection_finding(
                 injection.result(), ev.ocr_text, Modality.VISUAL, f"{label}'s text", None
