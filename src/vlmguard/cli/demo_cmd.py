@@ -174,7 +174,7 @@ def _short(text: str, limit: int) -> str:
 
 
 async def _run(
-    samples: list[DemoSample], target_on: bool, max_tokens: int, console: Console
+    samples: list[DemoSample], target_on: bool, max_tokens: int, console: Console, engine: str = "auto"
 ) -> list[dict[str, Any]]:
     from vlmguard.backends.evidence_adapter import EvidenceAdapterVLM
     from vlmguard.defenses.vlmguard_defense import VLMGuardDefense
@@ -191,12 +191,12 @@ async def _run(
     if target_on:
         from vlmguard.backends.smollm2 import SmolLM2VLM
 
-        inner = SmolLM2VLM(max_new_tokens=max_tokens)
+        inner = SmolLM2VLM(max_new_tokens=max_tokens, engine=engine)
         target = EvidenceAdapterVLM(inner, rewriter.perceiver)  # one perceiver for guard and target
         start = time.perf_counter()
-        with console.status("loading the default target (SmolLM2-135M-Instruct)..."):
+        with console.status(f"loading the default target (SmolLM2-135M-Instruct, {inner.engine})..."):
             await inner.load()
-        console.print(f"target loaded in {time.perf_counter() - start:.1f} s")
+        console.print(f"target ({inner.engine}) loaded in {time.perf_counter() - start:.1f} s")
     defense = VLMGuardDefense(rewriter)
     config = GenerateConfig(max_tokens=max_tokens, temperature=0.0)
     rows: list[dict[str, Any]] = []
@@ -298,7 +298,14 @@ def _summary(rows: list[dict[str, Any]], console: Console) -> None:
     show_default=True,
     help="Answer length of the target.",
 )
-def demo(data: Path | None, limit: int, seed: int, no_target: bool, max_tokens: int) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "llamacpp", "transformers"]),
+    default="auto",
+    show_default=True,
+    help="Engine of the target: llama.cpp (auto, when installed) or transformers.",
+)
+def demo(data: Path | None, limit: int, seed: int, no_target: bool, max_tokens: int, engine: str) -> None:
     """Run the default offline guard over a mixed sample of FigStep, MM-Vet and MOSSBench."""
     console = Console()
     started = time.perf_counter()
@@ -313,7 +320,7 @@ def demo(data: Path | None, limit: int, seed: int, no_target: bool, max_tokens: 
             expand=False,
         )
     )
-    rows = asyncio.run(_run(samples, not no_target, max_tokens, console))
+    rows = asyncio.run(_run(samples, not no_target, max_tokens, console, engine))
     _summary(rows, console)
     if not no_target:
         console.print(f"[dim]{WEAK_TARGET_NOTE}[/]")
