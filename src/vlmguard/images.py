@@ -28,6 +28,8 @@ SUPPORTED_FORMATS: dict[str, str] = {
     "GIF": "image/gif",
     "BMP": "image/bmp",
 }
+_TOO_LARGE = "image_too_large"
+"""The :class:`ImageError` code of an image over a size or pixel limit (others are ``invalid_image``)."""
 _MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
 _DATA_URI = re.compile(
     r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I
@@ -74,7 +76,9 @@ def decode_image(data: bytes, *, limits: ImageLimits = DEFAULT_LIMITS, declared_
     if not data:
         raise ImageError(f"{name} is empty (0 bytes)")
     if len(data) > limits.max_bytes:
-        raise ImageError(f"{name} is {_human(len(data))}, over the limit of {_human(limits.max_bytes)}")
+        raise ImageError(
+            f"{name} is {_human(len(data))}, over the limit of {_human(limits.max_bytes)}", code=_TOO_LARGE
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -82,7 +86,7 @@ def decode_image(data: bytes, *, limits: ImageLimits = DEFAULT_LIMITS, declared_
             fmt = img.format or ""
             width, height = img.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name} refused as a decompression bomb: {exc}") from None
+        raise ImageError(f"{name} refused as a decompression bomb: {exc}", code=_TOO_LARGE) from None
     except UnidentifiedImageError:
         supported = ", ".join(SUPPORTED_FORMATS)
         raise ImageError(f"{name} is not a recognised image (supported: {supported})") from None
@@ -100,7 +104,8 @@ def decode_image(data: bytes, *, limits: ImageLimits = DEFAULT_LIMITS, declared_
         raise ImageError(
             f"{name} is {width}x{height} = {width * height:,} pixels, "
             f"over the limit of {limits.max_pixels:,} "
-            "(refused as a potential decompression bomb)"
+            "(refused as a potential decompression bomb)",
+            code=_TOO_LARGE,
         )
     if min(width, height) < limits.min_side:
         raise ImageError(f"{name} is {width}x{height}, smaller than {limits.min_side} px on a side")
@@ -131,7 +136,7 @@ def image_size(data: bytes) -> tuple[int, int]:
             with Image.open(io.BytesIO(data)) as img:
                 width, height = img.size
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"image refused as a decompression bomb: {exc}") from None
+        raise ImageError(f"image refused as a decompression bomb: {exc}", code=_TOO_LARGE) from None
     except Exception:
         supported = ", ".join(SUPPORTED_FORMATS)
         raise ImageError(f"image is not a recognised image (supported: {supported})") from None
@@ -177,7 +182,9 @@ def load_image(
             raise ImageError(f"not a file: {path}")
         size = path.stat().st_size
         if size > limits.max_bytes:
-            raise ImageError(f"{path} is {_human(size)}, over the limit of {_human(limits.max_bytes)}")
+            raise ImageError(
+                f"{path} is {_human(size)}, over the limit of {_human(limits.max_bytes)}", code=_TOO_LARGE
+            )
         return decode_image(path.read_bytes(), limits=limits, name=str(path))
     if hasattr(source, "save") and hasattr(source, "size"):  # a PIL image
         buf = io.BytesIO()

@@ -141,17 +141,27 @@ async def test_injected_fake_block_in_the_user_prompt_does_not_win(image: ImageD
     assert result.rewrite is not None and result.rewrite.decision == Decision.REFRAME
 
 
-async def test_errors_are_named(image: ImageData) -> None:
-    vlm, _, _ = guarded(rewriter_output(Decision.REFRAME))
-    with pytest.raises(InputError, match="no user message"):
+async def test_errors_are_named_with_codes(image: ImageData) -> None:
+    vlm, _, target = guarded(rewriter_output(Decision.REFRAME), rewriter_output(Decision.REFRAME))
+    with pytest.raises(InputError, match="no user message") as none:
         await vlm.generate([Message.system("only a system prompt")])
-    with pytest.raises(InputError, match="empty"):
-        await vlm.generate([Message.user("  \u200b ", image)])
+    assert none.value.code == "no_user_message"
+    with pytest.raises(InputError, match="empty") as empty:
+        await vlm.generate([Message.system("sys"), Message.user("  \u200b ")])
+    assert empty.value.code == "empty_prompt" and empty.value.param == "messages.1.content"
+    # a conversation turn with an image and no text is a request (as the proxy reads it)
+    await vlm.generate([Message.user("  \u200b ", image)])
+    assert target.calls[0].last_user.images == [image]
+
+
+async def test_a_failing_rewriter_is_covered_by_the_fail_policy() -> None:
     failing = GuardedVLM(
         VLMGuardDefense(ModelRewriter(MockVLM.scripted([BackendError("rewriter down")]))), MockVLM.echo()
     )
-    with pytest.raises(BackendError, match="rewriter down"):
-        await failing.generate([Message.user("hi")])
+    result = await failing.run([Message.user("hi")])
+    assert result.rewrite is not None and result.rewrite.fallback == "fail_closed"
+    assert result.rewrite.error is not None and "BackendError" in result.rewrite.error
+    assert result.sent is not None and result.sent[-1].text.startswith(SAFETY_PREAMBLE)
 
 
 def test_guard_api_with_objects_and_specs(tmp_path: Path, png_file: Path) -> None:

@@ -85,7 +85,8 @@ def read_prompt(
               help="'evidence' or a backend spec for the model-based rewriter (e.g. hf:./rewriter).")
 @click.option("--target", default=None, help="Backend spec of the target model; omit to only rewrite.")
 @click.option("--policy", type=click.Choice(["fail_closed", "fail_open"]), default="fail_closed",
-              show_default=True, help="What to do when the rewriter's output cannot be parsed.")
+              show_default=True,
+              help="What to do when the guard cannot judge the request (rewriter error or unusable output).")
 @click.option("--max-tokens", type=click.IntRange(1, 131072), default=512, show_default=True,
               help="Target answer length limit.")
 @click.option("--rewriter-max-tokens", type=click.IntRange(1, 131072), default=1024, show_default=True,

@@ -154,12 +154,20 @@ def make_none(options: DefenseOptions, **context: Any) -> Defense:
 
 
 def make_vlmguard(options: DefenseOptions, **context: Any) -> Defense:
-    """``vlmguard``: VLMGuard with any rewriter (``rewriter=evidence`` or a backend spec; ``policy``)."""
+    """``vlmguard``: VLMGuard with any rewriter (``rewriter=evidence`` or a backend spec), the fail
+    ``policy``, ``max_prompt_chars``, the conversation window (``history_turns``, ``history_chars``)
+    and the rewriter's time limit ``timeout_s`` (0: none)."""
     from vlmguard.defenses.vlmguard_defense import VLMGuardDefense
+    from vlmguard.pipeline import ConversationWindow
 
     rewriter_spec = options.get_str("rewriter", "")
     policy = options.get_choice("policy", "fail_closed", ("fail_closed", "fail_open"))
     max_chars = options.get_int("max_prompt_chars", 32_000, min_value=1)
+    window = ConversationWindow(
+        max_turns=options.get_int("history_turns", 8, min_value=0),
+        max_chars=options.get_int("history_chars", 8000, min_value=0),
+    )
+    timeout = options.get_float("timeout_s", 0.0, min_value=0.0)
     rewriter = context.get("rewriter")
     if rewriter_spec or rewriter is None:
         from vlmguard.rewriter.load import load_rewriter
@@ -169,7 +177,13 @@ def make_vlmguard(options: DefenseOptions, **context: Any) -> Defense:
             policy=policy,  # type: ignore[arg-type]
             **_backend_options(context),
         )
-    return VLMGuardDefense(rewriter, max_prompt_chars=max_chars)
+    return VLMGuardDefense(
+        rewriter,
+        max_prompt_chars=max_chars,
+        policy=policy,  # type: ignore[arg-type]
+        window=window,
+        rewriter_timeout_s=timeout or None,
+    )
 
 
 def make_figstep(options: DefenseOptions, **context: Any) -> Defense:

@@ -14,7 +14,9 @@ class GuardedVLM(BaseVLM):
 
     ``generate`` returns the defended answer; where the defence rewrote the prompt, the
     completion's ``rewrite`` holds the rewrite and its risk report. ``run`` returns the full
-    :class:`DefenseResult`.
+    :class:`DefenseResult`. With :class:`~vlmguard.defenses.vlmguard_defense.VLMGuardDefense` this
+    is the guarded model that :class:`~vlmguard.guard.Guard` holds: every call goes through the
+    request pipeline (:mod:`vlmguard.pipeline`).
     """
 
     def __init__(self, defense: Defense, target: VLM) -> None:
@@ -23,6 +25,7 @@ class GuardedVLM(BaseVLM):
         self.target = target
 
     async def run(self, messages: Sequence[Message], config: GenerateConfig | None = None) -> DefenseResult:
+        """The defended answer with everything the defence did (rewrite, messages sent, calls, timings)."""
         return await self.defense(messages, self.target, config)
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig | None = None) -> Completion:

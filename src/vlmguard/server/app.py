@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from vlmguard.errors import VLMGuardError
 from vlmguard.rewriter.base import Rewriter
 from vlmguard.server.config import ProxyConfig
-from vlmguard.server.errors import ProxyError, error_body
+from vlmguard.server.errors import ProxyError, error_body, proxy_error
 from vlmguard.server.fetch import ImageFetcher
 from vlmguard.server.jsonbody import JSONLimits, parse_json_body
 from vlmguard.server.metrics import ProxyMetrics
@@ -163,6 +164,10 @@ def create_app(
     @app.exception_handler(ProxyError)
     async def _proxy_error(request: Request, exc: ProxyError) -> Response:
         return error_response(exc, request.url.path)
+
+    @app.exception_handler(VLMGuardError)
+    async def _guard_error(request: Request, exc: VLMGuardError) -> Response:
+        return error_response(proxy_error(exc), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vlmguard.config_file import read_yaml_mapping
 from vlmguard.errors import ConfigError
+from vlmguard.pipeline import ConversationWindow
 from vlmguard.server.auth import check_hash_format
 from vlmguard.text import normalize_text
 
@@ -186,6 +187,9 @@ class ProxyConfig(_Strict):
     """What ``fail_closed`` does: a conservative safety rewrite, or a refusal."""
     refusal_message: str | None = None
     """The assistant message of a refusal; ``None`` names the risks found."""
+    conversation: ConversationWindow = Field(default_factory=ConversationWindow)
+    """How much of the conversation before the last user turn the guard reads (``max_turns``,
+    ``max_chars``)."""
     extension: bool = True
     """Add the ``vlmguard`` object (decision, risk report, rewritten prompt, latencies) to responses."""
     api_keys: list[ApiKeyConfig] = Field(default_factory=list)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vlmguard.errors import VLMGuardError
+
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -24,6 +26,42 @@ ERROR_TYPES = {
     503: "server_error",
     504: "timeout_error",
 }
+
+
+STATUS_BY_CODE: dict[str, int] = {
+    # the default code of each error class
+    "vlmguard_error": 500,
+    "invalid_config": 500,
+    "invalid_input": 400,
+    "invalid_image": 400,
+    "unparseable_output": 502,
+    "backend_error": 502,
+    "backend_timeout": 504,
+    "backend_unavailable": 502,
+    "script_exhausted": 502,
+    "unsupported": 400,
+    # finer codes given where the error is raised
+    "invalid_text": 400,
+    "invalid_prompt": 400,
+    "empty_prompt": 400,
+    "prompt_too_long": 400,
+    "no_user_message": 400,
+    "image_too_large": 400,
+    "remote_images_disabled": 400,
+}
+"""The HTTP status of each :class:`~vlmguard.errors.VLMGuardError` code (the OpenAI error type follows
+from the status). A code not listed takes the status of its class's default code."""
+
+
+def status_of(exc: VLMGuardError) -> int:
+    """The HTTP status of ``exc``, by its code (never its message)."""
+    if exc.code in STATUS_BY_CODE:
+        return STATUS_BY_CODE[exc.code]
+    for cls in type(exc).__mro__:
+        default = cls.__dict__.get("code")
+        if isinstance(default, str) and default in STATUS_BY_CODE:
+            return STATUS_BY_CODE[default]
+    return 500
 
 
 class ProxyError(Exception):
@@ -71,3 +109,15 @@ def redact(text: str, secrets: list[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def proxy_error(exc: VLMGuardError, *, param: str | None = None) -> ProxyError:
+    """The :class:`ProxyError` answering ``exc``: status by its code, the code passed on as the OpenAI
+    error ``code``, ``param`` from the error (an input error naming its field) unless given.
+
+    A server-side failure (5xx) says only its code: its message may describe the guard's internals.
+    """
+    status = status_of(exc)
+    message = str(exc) if status < 500 else f"the guard failed ({exc.code})"
+    param = param or getattr(exc, "param", None)
+    return ProxyError(status, message or exc.code, code=exc.code, param=param)

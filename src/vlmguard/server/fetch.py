@@ -96,7 +96,10 @@ class ImageFetcher:
     async def fetch(self, url: str) -> tuple[bytes, str | None]:
         """The image bytes and declared content type at ``url``; raises :class:`FetchError`."""
         if not self.config.enabled:
-            raise FetchError("remote image URLs are disabled on this proxy; send the image as a data URI")
+            raise FetchError(
+                "remote image URLs are disabled on this proxy; send the image as a data URI",
+                code="remote_images_disabled",
+            )
         try:
             return await asyncio.wait_for(self._fetch(url), timeout=self.config.timeout_s)
         except asyncio.TimeoutError:
@@ -168,12 +171,15 @@ class ImageFetcher:
         limit = self.config.max_bytes
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            raise FetchError(f"remote image is {int(declared):,} bytes, over the limit of {limit:,}")
+            raise FetchError(
+                f"remote image is {int(declared):,} bytes, over the limit of {limit:,}",
+                code="image_too_large",
+            )
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > limit:
-                raise FetchError(f"remote image is over the limit of {limit:,} bytes")
+                raise FetchError(f"remote image is over the limit of {limit:,} bytes", code="image_too_large")
             chunks.append(chunk)
         return b"".join(chunks)

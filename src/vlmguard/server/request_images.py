@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from vlmguard.errors import ImageError
 from vlmguard.images import ImageLimits, decode_image, image_size, parse_data_uri
-from vlmguard.server.errors import ProxyError
+from vlmguard.server.errors import ProxyError, proxy_error
 from vlmguard.server.fetch import ImageFetcher
 from vlmguard.server.wire import ChatCompletionRequest, ImageContentPart, OtherContentPart
 from vlmguard.types import ImageData
@@ -55,12 +55,7 @@ def image_refs(request: ChatCompletionRequest) -> list[ImageRef]:
 
 
 def _image_error(exc: ImageError, ref: ImageRef) -> ProxyError:
-    message = str(exc)
-    code = "image_too_large" if ("pixels" in message or "over the limit" in message) else "invalid_image"
-    remote = ref.url.lower().startswith(("http://", "https://"))
-    if remote and "disabled" in message:
-        code = "remote_images_disabled"
-    return ProxyError(400, message, code=code, param=ref.param)
+    return proxy_error(exc, param=ref.param)
 
 
 class RequestImageLoader:
@@ -122,7 +117,10 @@ class RequestImageLoader:
             if not data:
                 raise ImageError("image is empty (0 bytes)")
             if len(data) > self.limits.max_bytes:
-                raise ImageError(f"image is {len(data):,} bytes, over the limit of {self.limits.max_bytes:,}")
+                raise ImageError(
+                    f"image is {len(data):,} bytes, over the limit of {self.limits.max_bytes:,}",
+                    code="image_too_large",
+                )
         except ImageError as exc:
             raise _image_error(exc, ref) from None
         return mime, data

@@ -1,4 +1,4 @@
-"""Refusal messages the guard writes itself when it does not call the target."""
+"""The refusal message the guard writes itself when it does not call the target (names the risks found)."""
 
 from __future__ import annotations
 
