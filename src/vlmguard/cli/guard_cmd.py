@@ -86,14 +86,18 @@ def read_prompt(
 @click.option("--target", default=None, help="Backend spec of the target model; omit to only rewrite.")
 @click.option("--policy", type=click.Choice(["fail_closed", "fail_open"]), default="fail_closed",
               show_default=True,
-              help="What to do when the guard cannot judge the request (rewriter error or unusable output).")
+              help="What to do when the guard cannot judge the request (rewriter error, timeout or "
+                   "unusable output).")
+@click.option("--rewriter-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds the rewriter may take before the fail policy decides (default: no limit).")
 @click.option("--max-tokens", type=click.IntRange(1, 131072), default=512, show_default=True,
               help="Target answer length limit.")
 @click.option("--rewriter-max-tokens", type=click.IntRange(1, 131072), default=1024, show_default=True,
               help="Length limit of a model-based rewriter's analysis and rewrite.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def guard(images: tuple[Path, ...], prompt: str | None, prompt_file: Path | None, rewriter: str,
-          target: str | None, policy: str, max_tokens: int, rewriter_max_tokens: int, as_json: bool) -> None:
+          target: str | None, policy: str, rewriter_timeout: float | None, max_tokens: int,
+          rewriter_max_tokens: int, as_json: bool) -> None:
     """Analyse a prompt (and image) for risk and print the report and rewritten prompt."""
     from vlmguard.defenses.base import DefenseResult
     from vlmguard.guard import Guard
@@ -107,7 +111,7 @@ def guard(images: tuple[Path, ...], prompt: str | None, prompt_file: Path | None
     async def _go() -> tuple[Rewrite | None, DefenseResult | None]:
         guard_ = Guard(
             rewriter=rewriter, target=target, policy=policy,  # type: ignore[arg-type]
-            rewriter_config=GenerateConfig(max_tokens=rewriter_max_tokens),
+            rewriter_config=GenerateConfig(max_tokens=rewriter_max_tokens), rewriter_timeout_s=rewriter_timeout,
         )
         try:
             if target is None:
