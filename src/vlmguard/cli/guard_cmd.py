@@ -111,7 +111,8 @@ def guard(images: tuple[Path, ...], prompt: str | None, prompt_file: Path | None
     async def _go() -> tuple[Rewrite | None, DefenseResult | None]:
         guard_ = Guard(
             rewriter=rewriter, target=target, policy=policy,  # type: ignore[arg-type]
-            rewriter_config=GenerateConfig(max_tokens=rewriter_max_tokens), rewriter_timeout_s=rewriter_timeout,
+            rewriter_config=GenerateConfig(max_tokens=rewriter_max_tokens),
+            rewriter_timeout_s=rewriter_timeout,
         )
         try:
             if target is None:
