@@ -35,6 +35,12 @@ def _read_key_to_hash() -> str:
 @click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Listen port (default 8080).")
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes on one port (default 1). Share rate limits with rate_limit.backend: redis.",
+)
+@click.option(
     "--fail-policy",
     type=click.Choice(["fail_closed", "fail_open"]),
     default=None,
@@ -58,6 +64,7 @@ def serve(
     rewriter: str | None,
     host: str | None,
     port: int | None,
+    workers: int | None,
     fail_policy: str | None,
     hash_key: bool,
     hash_algo: str,
@@ -82,6 +89,8 @@ def serve(
         overrides["server.host"] = host
     if port is not None:
         overrides["server.port"] = port
+    if workers is not None:
+        overrides["server.workers"] = workers
     if fail_policy is not None:
         overrides["fail_policy"] = fail_policy
     config = ProxyConfig.load(config_path, overrides=overrides).require_upstream()
@@ -91,11 +100,24 @@ def serve(
 def run_server(config: Any, *, rewriter: Any = None) -> None:
     """Serve ``config`` with uvicorn until SIGINT/SIGTERM; in-flight requests finish before exit.
 
-    ``rewriter`` replaces loading ``config.rewriter`` (an already built rewriter object).
+    ``rewriter`` replaces loading ``config.rewriter`` (an already built rewriter object; one worker
+    only). With ``server.workers`` above 1, the workers run as processes (:mod:`vlmguard.server.workers`).
     """
     import uvicorn
 
     from vlmguard.server.app import create_app
+
+    if config.server.workers > 1:
+        if rewriter is not None:
+            from vlmguard.errors import ConfigError
+
+            raise ConfigError(
+                "a rewriter object can serve one worker only; several workers load config.rewriter"
+            )
+        from vlmguard.server.workers import serve_workers
+
+        serve_workers(config)
+        return
 
     app = create_app(config, rewriter=rewriter)
     server_config = uvicorn.Config(

@@ -70,13 +70,16 @@ def create_app(
     upstream_transport: httpx.AsyncBaseTransport | None = None,
     fetcher: ImageFetcher | None = None,
     upstream_key: str | None = None,
+    metrics_dir: str | None = None,
 ) -> "FastAPI":
     """Build a proxy app for ``config``.
 
     ``rewriter`` replaces loading ``config.rewriter`` (tests pass a mock-backed one); without it the
     rewriter is loaded (off the event loop) when the app starts. ``upstream_transport`` and
     ``fetcher`` replace the network pieces in tests. The upstream key is read from the environment
-    variable ``config.upstream.api_key_env`` unless ``upstream_key`` is given.
+    variable ``config.upstream.api_key_env`` unless ``upstream_key`` is given. ``metrics_dir`` is
+    prometheus_client's multiprocess folder when several worker processes serve one port: ``/metrics``
+    then adds up the values of every worker (see :mod:`vlmguard.server.workers`).
     """
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
@@ -118,13 +121,15 @@ def create_app(
             yield
         finally:
             await client.aclose()
+            await state.service.access.aclose()
+            state.metrics.close()
             backend = getattr(state.service.rewriter, "backend", None)
             if rewriter is None and backend is not None and hasattr(backend, "aclose"):
                 await backend.aclose()
 
     app = FastAPI(title="vlmguard proxy", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.config = config
-    app.state.metrics = ProxyMetrics()
+    app.state.metrics = ProxyMetrics(multiprocess_dir=metrics_dir)
     json_limits = JSONLimits(
         max_depth=config.limits.max_json_depth, max_elements=config.limits.max_json_elements
     )

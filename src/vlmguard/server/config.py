@@ -61,6 +61,43 @@ class RateLimitConfig(_Strict):
     burst: int = Field(60, ge=1)
 
 
+class SharedRateLimitConfig(RateLimitConfig):
+    """The default rate limit, and where its buckets live.
+
+    ``backend: memory`` keeps one set of buckets in each worker process (the default). ``backend:
+    redis`` keeps them in Redis at ``redis_url``, so every worker and every replica sharing that
+    Redis takes tokens from the same buckets (an atomic Lua script per request). ``redis_failure``
+    says what happens to the limit while Redis cannot be reached: ``fail_open`` lets requests through
+    unlimited, ``fail_closed`` answers them 503 ``rate_limiter_unavailable``; either is logged.
+    """
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str | None = None
+    """``redis://host:port/db`` (``rediss://`` for TLS); the password, if any, from ``redis_password_env``."""
+    redis_password_env: str | None = "VLMGUARD_REDIS_PASSWORD"
+    """Name of the environment variable holding the Redis password (never in the config file)."""
+    redis_failure: Literal["fail_open", "fail_closed"] = "fail_open"
+    redis_timeout_s: float = Field(0.25, gt=0)
+    """Connect and command timeout of one Redis call."""
+    redis_retry_s: float = Field(1.0, ge=0)
+    """After a failed Redis call, the policy applies without trying Redis for this long."""
+    redis_prefix: str = Field("vlmguard:ratelimit:", min_length=1)
+    """Prefix of the bucket keys (replicas of one deployment must share it)."""
+
+    @model_validator(mode="after")
+    def _url_for_redis(self) -> SharedRateLimitConfig:
+        if self.backend == "redis":
+            if not self.redis_url:
+                raise ValueError("rate_limit.backend redis needs rate_limit.redis_url")
+            parts = urlsplit(self.redis_url)
+            if parts.scheme not in ("redis", "rediss", "unix") or parts.password:
+                raise ValueError(
+                    "rate_limit.redis_url must be redis://host:port/db "
+                    "(the password goes in redis_password_env)"
+                )
+        return self
+
+
 class ApiKeyConfig(_Strict):
     """One client API key, stored hashed."""
 
@@ -173,6 +210,9 @@ class ServerConfig(_Strict):
     httpx and so the ``openai`` client), so a client never reuses a connection the proxy is closing."""
     access_log: bool = True
     """uvicorn's one line per request (method, path, status; never bodies)."""
+    workers: int = Field(1, ge=1, le=256)
+    """Worker processes on one port (each loads its own rewriter). With more than one, metrics add up
+    over the workers; rate limits are shared only with ``rate_limit.backend: redis``."""
 
 
 class ProxyConfig(_Strict):
@@ -194,8 +234,9 @@ class ProxyConfig(_Strict):
     """Add the ``vlmguard`` object (decision, risk report, rewritten prompt, latencies) to responses."""
     api_keys: list[ApiKeyConfig] = Field(default_factory=list)
     """Client keys; when empty, the proxy needs no key (keep it on 127.0.0.1 then)."""
-    rate_limit: RateLimitConfig | None = Field(default_factory=RateLimitConfig)
-    """Default per-key (or per-client-address without keys) limit; ``null`` for none."""
+    rate_limit: SharedRateLimitConfig | None = Field(default_factory=SharedRateLimitConfig)
+    """Default per-key (or per-client-address without keys) limit and where the buckets live
+    (``backend``); ``null`` for none."""
     cors: CorsConfig = Field(default_factory=CorsConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     admission: AdmissionConfig = Field(default_factory=AdmissionConfig)

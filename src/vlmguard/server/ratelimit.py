@@ -1,13 +1,24 @@
-"""Per-key token buckets."""
+"""Per-key token buckets in the process (one set per worker), and the protocol every limiter follows."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from vlmguard.server.config import RateLimitConfig
+
+
+class Limiter(Protocol):
+    """Takes a token for a key: 0.0 when allowed, else the seconds until one is available.
+
+    ``acquire`` may be synchronous (:class:`RateLimiter`) or return an awaitable
+    (:class:`~vlmguard.server.redis_ratelimit.RedisRateLimiter`).
+    """
+
+    def acquire(self, key: str) -> float | Awaitable[float]: ...
 
 
 @dataclass
