@@ -104,12 +104,10 @@ def create_app(
             config, rewriter, client, fetcher=fetcher, metrics=state.metrics, upstream_key=upstream_key
         )
         if rewriter is None:
-            from vlmguard.rewriter.load import load_rewriter
+            from vlmguard.server.batched_rewriter import load_proxy_rewriter
 
             log.info("loading rewriter %s", config.rewriter)
-            state.service.rewriter = await asyncio.to_thread(
-                load_rewriter, config.rewriter, policy=config.fail_policy
-            )
+            state.service.rewriter = await asyncio.to_thread(load_proxy_rewriter, config)
         if not config.api_keys:
             log.warning("no API keys configured: the proxy accepts requests without a key")
         log.info(

@@ -167,6 +167,16 @@ class AdmissionConfig(_Strict):
     """The longest a request waits for an analysis slot before a 503."""
 
 
+class BatchingConfig(_Strict):
+    """Micro-batching of the guard's model calls across concurrent requests (evidence rewriter)."""
+
+    enabled: bool = True
+    max_items: int = Field(64, ge=1)
+    """Texts in one batched encoder call."""
+    max_wait_s: float = Field(0.002, ge=0, le=1)
+    """How long a first call waits for others to join its batch."""
+
+
 class TimeoutsConfig(_Strict):
     """Time limits in seconds."""
 
@@ -240,6 +250,7 @@ class ProxyConfig(_Strict):
     cors: CorsConfig = Field(default_factory=CorsConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     remote_images: RemoteImagesConfig = Field(default_factory=RemoteImagesConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
