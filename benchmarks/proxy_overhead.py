@@ -359,7 +359,7 @@ def scaling(tmp: Path, args: argparse.Namespace) -> None:
             cfg.write_text(
                 f"upstream:\n  urls: [{upstream}]\nrewriter: {spec}\nrate_limit: null\n"
                 "admission:\n  max_wait_s: 600\n"
-                "  image: {concurrency: 32, max_waiting: 256, max_pending_per_key: null}\n"
+                "  image: {concurrency: 8, max_waiting: 256, max_pending_per_key: null}\n"
                 "timeouts:\n  rewriter_s: 600\n"
                 f"server:\n  port: {port}\n  workers: {workers}\n  log_level: warning\n  access_log: false\n",
                 encoding="utf-8",

@@ -43,3 +43,12 @@ def test_batching_off_or_other_rewriters_load_unchanged(tmp_path: Path) -> None:
     assert isinstance(load_proxy_rewriter(config(rewriter="mock:echo")), ModelRewriter)
     with pytest.raises(ConfigError, match="not found"):
         load_proxy_rewriter(config(rewriter=f"evidence?risk_model={tmp_path / 'missing'}"))
+
+
+def test_several_workers_run_each_model_call_on_one_thread(tmp_path: Path) -> None:
+    folder = head(tmp_path / "head")
+    one = load_proxy_rewriter(config(rewriter=f"evidence?risk_model={folder}"))
+    two = load_proxy_rewriter(config(rewriter=f"evidence?risk_model={folder}", server={"workers": 2}))
+    assert one.perceiver.threads == 2  # type: ignore[attr-defined]
+    assert two.perceiver.threads == 1 and two.perceiver.labeler.threads == 1  # type: ignore[attr-defined]
+    assert two.injection.threads == 1  # type: ignore[attr-defined]

@@ -5,8 +5,9 @@ its risk model is wrapped in a :class:`~vlmguard.perception.batching.BatchingEnc
 requests analysed at the same time go through the encoder as one batch, so the guard's throughput
 rises with concurrency instead of each request paying a forward pass of its own (measured in
 ``benchmarks/proxy_overhead.py``; a batch of 16 short texts costs MiniLM about a third of 16 single
-calls). The image models are not batched: on CPU their cost per image is the same in a batch of 8
-as alone, so batching would only add waiting. Other rewriters are loaded as they are.
+calls). With several workers, each model call runs on one thread. The image models are not batched:
+on CPU their cost per image is the same in a batch of 8 as alone, so batching would only add waiting.
+Other rewriters are loaded as they are.
 """
 
 from __future__ import annotations
@@ -36,8 +37,26 @@ def load_proxy_rewriter(config: ProxyConfig) -> Rewriter:
     extra: dict[str, Any] = dict(options)
     if "workers" in extra:
         extra["workers"] = int(extra["workers"])
+    if config.server.workers > 1:
+        extra.update(single_threaded_models())
     rewriter: Rewriter = EvidenceRewriter(risk_model=risk, **extra)
     return rewriter
+
+
+def single_threaded_models() -> dict[str, Any]:
+    """The evidence rewriter's image perceiver and injection detector with one thread per model call.
+
+    With several workers on few cores, models that each start several threads per call contend for
+    the same cores; one thread per call and the workers' concurrency fill the cores instead.
+    """
+    from vlmguard.perception.image_evidence import ImagePerceiver
+    from vlmguard.perception.injection import InjectionDetector
+    from vlmguard.perception.labels import ImageLabeler
+
+    return {
+        "perceiver": ImagePerceiver(threads=1, labeler=ImageLabeler(threads=1)),
+        "injection": InjectionDetector(threads=1),
+    }
 
 
 def batched_risk_model(folder: str | None, config: ProxyConfig) -> Any:
