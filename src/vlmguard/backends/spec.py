@@ -38,6 +38,7 @@ def _register_builtins() -> None:
     BACKENDS.register(
         "llamacpp", "vlmguard.backends.llamacpp:llamacpp_from_spec",
         help="a GGUF model (mmproj=PATH for a VLM's vision projector) run by llama.cpp in-process",
+        extra="llamacpp",
     )
     BACKENDS.register(
         "evidence", "vlmguard.backends.evidence_adapter:evidence_from_spec",

@@ -29,6 +29,7 @@ def backends() -> None:
         "mock": "mock:echo",
         "openai": "openai:Qwen/Qwen2-VL-7B-Instruct@http://a:8000/v1,http://b:8000/v1?strategy=least_busy",
         "hf": "hf:./my-rewriter?device=cuda&dtype=bfloat16&max_batch=8",
+        "llamacpp": "llamacpp:/models/model.gguf?mmproj=/models/mmproj.gguf",
         "evidence": "evidence:mock:echo",
         "smollm2": "smollm2:default",
     })
