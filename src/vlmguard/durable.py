@@ -1,15 +1,22 @@
-"""Small durable-file helpers: atomic writes (temp file + fsync + ``os.replace``) and file hashes."""
+"""Small durable-file helpers: atomic writes (temp file + fsync + ``os.replace``) and file hashes.
+
+The one place files are written whole: every module that writes a result, a manifest, a report or a
+card goes through these helpers.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see either the old file or the complete new one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -23,9 +30,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: str | Path, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, data: Any, *, sort_keys: bool = False) -> None:
+    """Write ``data`` as indented UTF-8 JSON (one trailing newline) atomically; unknown types as ``str``."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=sort_keys, default=str)
+    atomic_write_text(path, text + "\n")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

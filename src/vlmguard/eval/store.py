@@ -15,13 +15,13 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from vlmguard.appendlog import StorageError, read_log, storage_error
+from vlmguard.durable import atomic_write_json
 from vlmguard.errors import InputError
 from vlmguard.eval.record import ResultRecord
 
@@ -31,27 +31,9 @@ RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
     """Write the run's ``manifest.json`` atomically."""
-    atomic_write_text(
-        run_dir / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
-    )
+    atomic_write_json(run_dir / MANIFEST_FILE, manifest, sort_keys=True)
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any] | None:

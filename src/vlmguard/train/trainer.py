@@ -27,12 +27,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from vlmguard.durable import atomic_write_json, atomic_write_text
 from vlmguard.errors import ConfigError, InputError
 from vlmguard.train.config import SFTConfig
 from vlmguard.train.data import DataReport, SFTRow, apply_length_policy, load_rows
 from vlmguard.train.export import (
-    atomic_write_json,
-    atomic_write_text,
     merge_adapters,
     save_servable,
     write_model_card,

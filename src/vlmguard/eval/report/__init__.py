@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vlmguard.durable import atomic_write_text
 from vlmguard.eval.report.data import ReportData, collect
 from vlmguard.eval.report.html import render_html
 from vlmguard.eval.report.markdown import render_markdown, summary_table
 from vlmguard.eval.report.tables import APPROXIMATE_NOTE
-from vlmguard.eval.store import atomic_write_text
 
 
 def render_json(report: ReportData) -> str:
