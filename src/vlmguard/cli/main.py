@@ -26,7 +26,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("vlmguard.cli.synth_cmd:synth", "Synthesise rewriter training data (three-stage pipeline)."),
     "train": ("vlmguard.cli.train_cmd:train", "Fine-tune a rewriter (SFT)."),
     "serve": ("vlmguard.cli.serve_cmd:serve", "Run the OpenAI-compatible guard proxy."),
-    "risk-model": ("vlmguard.cli.risk_model_cmd:risk_model", "Train or evaluate the learned text risk model."),
+    "risk-model": (
+        "vlmguard.cli.risk_model_cmd:risk_model", "Train or evaluate the learned text risk model."
+    ),
 }
 
 

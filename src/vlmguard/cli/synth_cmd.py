@@ -237,8 +237,8 @@ def render_cmd(
     """Render text requests into FigStep-style typographic images (PNG + index.jsonl)."""
     from pydantic import ValidationError
 
-    from vlmguard.errors import ConfigError
     from vlmguard.durable import atomic_write_bytes, atomic_write_text
+    from vlmguard.errors import ConfigError
     from vlmguard.synth.loaders.text_requests import read_requests
     from vlmguard.synth.typography import TypographyStyle, render_typography
 

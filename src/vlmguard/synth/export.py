@@ -28,8 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vlmguard.errors import ConfigError, ParseError
 from vlmguard.durable import atomic_write_bytes, atomic_write_text, sha256_file
+from vlmguard.errors import ConfigError, ParseError
 from vlmguard.synth.records import SynthRecord
 from vlmguard.synth.stages import final_prompt, record_images
 from vlmguard.types import ImageData, ImagePart, Message

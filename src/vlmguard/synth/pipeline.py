@@ -21,9 +21,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from vlmguard.backends.base import VLM
+from vlmguard.durable import atomic_write_text
 from vlmguard.errors import ConfigError
 from vlmguard.synth.config import SynthConfig
-from vlmguard.durable import atomic_write_text
 from vlmguard.synth.records import STAGE_ORDER, StageName, SynthRecord
 from vlmguard.synth.seeds import Seed, check_unique_ids, materialize_images
 from vlmguard.synth.stages import (

@@ -15,9 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from vlmguard.errors import InputError
+from vlmguard.eval.benchmarks.figstep import FIGSTEP_PROMPT
 from vlmguard.synth.loaders._common import existing_file, parse_options, read_json_or_jsonl
 from vlmguard.synth.seeds import Seed
-from vlmguard.synth.typography import FIGSTEP_PROMPT, TypographyStyle, render_typography
+from vlmguard.synth.typography import TypographyStyle, render_typography
 from vlmguard.taxonomy import RiskCategory, category_from_label
 
 _STYLE_KEYS = set(TypographyStyle.model_fields)
