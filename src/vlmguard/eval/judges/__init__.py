@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vlmguard.errors import ConfigError
-from vlmguard.eval.judges.base import JUDGES, Judge, Judgement, Verdict, _register_builtins
+from vlmguard.eval.judges.base import JUDGES, Judge, Judgement, Verdict
 
 NEEDS_MODEL = frozenset({"llm", "siuo", "mmvet"})
 """Judges that need a backend spec: ``NAME:BACKEND_SPEC`` (``llm:openai:gpt-4o@https://...``)."""
@@ -20,7 +20,6 @@ def load_judge(
     takes one optionally (offline without). The judge's backend gets ``retries``, ``cache`` and
     ``concurrency`` like the target.
     """
-    _register_builtins()
     name, sep, backend_spec = spec.strip().partition(":")
     factory = JUDGES.get(name)
     if not sep or not backend_spec:

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from vlmguard.eval.sample import Sample
-from vlmguard.registry import Registry
+from vlmguard.registry import Entry, Registry
 
 
 class Verdict(str, Enum):
@@ -70,33 +70,32 @@ class Judge(Protocol):
     async def aclose(self) -> None: ...
 
 
-JUDGES: Registry[Judge] = Registry("judge")
-
-
-def _register_builtins() -> None:
-    builtins = {
-        "offline": (
-            "vlmguard.eval.judges.offline:OfflineJudge",
+JUDGES: Registry[Judge] = Registry(
+    "judge",
+    (
+        Entry(
+            "offline", "vlmguard.eval.judges.offline:OfflineJudge",
             "no LLM: refusal strings + harmful-content tagger (approximate); MM-Vet by reference matching",
         ),
-        "refusal": (
-            "vlmguard.eval.judges.refusal:RefusalJudge",
+        Entry(
+            "refusal", "vlmguard.eval.judges.refusal:RefusalJudge",
             "refusal-string matching (defence success rate); needs no model",
         ),
-        "llm": (
-            "vlmguard.eval.judges.llm:LLMJudge",
+        Entry(
+            "llm", "vlmguard.eval.judges.llm:LLMJudge",
             "any backend rates safety 0-10 and helpfulness 0-10 (rubric)",
         ),
-        "siuo": (
-            "vlmguard.eval.judges.siuo:SIUOJudge",
+        Entry(
+            "siuo", "vlmguard.eval.judges.siuo:SIUOJudge",
             "SIUO protocol: safe / unsafe given warning and reference",
         ),
-        "mmvet": ("vlmguard.eval.judges.mmvet:MMVetJudge", "MM-Vet answer grading 0-1 against the reference"),
-        "auto": (
-            "vlmguard.eval.judges.auto:AutoJudge",
+        Entry(
+            "mmvet", "vlmguard.eval.judges.mmvet:MMVetJudge",
+            "MM-Vet answer grading 0-1 against the reference",
+        ),
+        Entry(
+            "auto", "vlmguard.eval.judges.auto:AutoJudge",
             "per benchmark: mmvet -> mmvet, siuo -> siuo, others -> llm (offline without a model)",
         ),
-    }
-    for name, (target, help_text) in builtins.items():
-        if name not in JUDGES:
-            JUDGES.register(name, target, help=help_text)
+    ),
+)

@@ -12,41 +12,36 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from vlmguard.errors import ConfigError
-from vlmguard.registry import Registry
+from vlmguard.registry import Entry, Registry
 from vlmguard.synth.seeds import Seed
 
 SeedLoader = Callable[[str, dict[str, Any]], list[Seed]]
-SEED_LOADERS: Registry[list[Seed]] = Registry("seed loader")
-
-_BUILTINS = {
-    "vlguard": ("vlmguard.synth.loaders.vlguard:load_vlguard", "VLGuard train.json + images folder"),
-    "preference": (
-        "vlmguard.synth.loaders.preference:load_preference",
-        "chosen/rejected JSON(L) in the SPA-VL layout (image, question, chosen, rejected)",
+SEED_LOADERS: Registry[list[Seed]] = Registry(
+    "seed loader",
+    (
+        Entry("vlguard", "vlmguard.synth.loaders.vlguard:load_vlguard", "VLGuard train.json + images folder"),
+        Entry(
+            "preference", "vlmguard.synth.loaders.preference:load_preference",
+            "chosen/rejected JSON(L) in the SPA-VL layout (image, question, chosen, rejected)",
+        ),
+        Entry(
+            "jsonl", "vlmguard.synth.loaders.generic:load_jsonl",
+            "generic seed JSONL (prompt, image(s), kind, ...)",
+        ),
+        Entry(
+            "typography", "vlmguard.synth.loaders.text_requests:load_typography",
+            "text requests (txt/csv/jsonl) rendered into typographic images",
+        ),
+        Entry(
+            "figstep", "vlmguard.synth.loaders.text_requests:load_figstep",
+            "FigStep SafeBench CSV: instructions rendered by the typographic generator",
+        ),
+        Entry(
+            "mmvet", "vlmguard.synth.loaders.mmvet:load_mmvet",
+            "MM-Vet benign images and questions (helpfulness seeds)",
+        ),
     ),
-    "jsonl": (
-        "vlmguard.synth.loaders.generic:load_jsonl",
-        "generic seed JSONL (prompt, image(s), kind, ...)",
-    ),
-    "typography": (
-        "vlmguard.synth.loaders.text_requests:load_typography",
-        "text requests (txt/csv/jsonl) rendered into typographic images",
-    ),
-    "figstep": (
-        "vlmguard.synth.loaders.text_requests:load_figstep",
-        "FigStep SafeBench CSV: instructions rendered by the typographic generator",
-    ),
-    "mmvet": (
-        "vlmguard.synth.loaders.mmvet:load_mmvet",
-        "MM-Vet benign images and questions (helpfulness seeds)",
-    ),
-}
-
-
-def _register_builtins() -> None:
-    for name, (target, help_text) in _BUILTINS.items():
-        if name not in SEED_LOADERS:
-            SEED_LOADERS.register(name, target, help=help_text)
+)
 
 
 def parse_source(source: str | Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -72,11 +67,9 @@ def parse_source(source: str | Mapping[str, Any]) -> tuple[str, str, dict[str, A
 
 def load_seeds(source: str | Mapping[str, Any]) -> list[Seed]:
     """Load the seeds of one source."""
-    _register_builtins()
     loader, path, options = parse_source(source)
     return SEED_LOADERS.get(loader)(path, options)
 
 
 def loader_names() -> list[str]:
-    _register_builtins()
     return SEED_LOADERS.names()
