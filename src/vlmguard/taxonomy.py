@@ -29,25 +29,6 @@ class RiskCategory(str, Enum):
         return self.value
 
 
-DESCRIPTIONS: dict[RiskCategory, str] = {
-    RiskCategory.ILLEGAL_ACTIVITY: "crimes such as theft, burglary, smuggling, trafficking, evading police",
-    RiskCategory.VIOLENCE_WEAPONS: "physical harm to people or animals, weapons, explosives, terrorism",
-    RiskCategory.SELF_HARM: "suicide, self-injury, eating disorders",
-    RiskCategory.SEXUAL_CONTENT: "sexual or pornographic content, nudity, sexual exploitation",
-    RiskCategory.HATE_DISCRIMINATION: "hate speech, harassment, discrimination against protected groups",
-    RiskCategory.PRIVACY: "surveillance, doxxing, stalking, personal data exposure",
-    RiskCategory.FRAUD_DECEPTION: "scams, phishing, forgery, plagiarism, disinformation",
-    RiskCategory.DRUGS: "illegal drugs, their manufacture, purchase or misuse",
-    RiskCategory.DANGEROUS_BEHAVIOR: "risky acts that can injure the user: heights, stunts, unsafe driving, "
-    "dangerous chemicals at home",
-    RiskCategory.MALWARE: "malicious software, hacking, cyberattacks, credential theft",
-    RiskCategory.HEALTH_ADVICE: "medical diagnosis, treatment or dosing that needs a professional",
-    RiskCategory.LEGAL_FINANCIAL_ADVICE: "high-stakes legal, financial or investment advice",
-    RiskCategory.POLITICAL: "political campaigning, lobbying, election manipulation",
-    RiskCategory.PROMPT_INJECTION: "instructions that try to override the assistant's or guard's rules",
-    RiskCategory.OTHER: "other risks",
-}
-
 # Labels used by public benchmarks and datasets, normalised (lower case, non-alphanumerics -> space).
 _ALIASES: dict[str, RiskCategory] = {
     # FigStep SafeBench

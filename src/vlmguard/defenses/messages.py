@@ -47,17 +47,6 @@ def append_text(message: Message, suffix: str, *, separator: str = "\n") -> Mess
     return Message(role=message.role, content=parts)
 
 
-def prepend_text(message: Message, prefix: str, *, separator: str = "\n") -> Message:
-    """``message`` with ``prefix`` put before its first text part (images stay where they are)."""
-    parts: list[Part] = list(message.content)
-    for i, part in enumerate(parts):
-        if isinstance(part, TextPart):
-            parts[i] = TextPart(text=f"{prefix}{separator}{part.text}" if part.text else prefix)
-            return Message(role=message.role, content=parts)
-    parts.append(TextPart(text=prefix))
-    return Message(role=message.role, content=parts)
-
-
 def with_user_suffix(messages: Sequence[Message], suffix: str) -> list[Message]:
     """``messages`` with ``suffix`` appended to the text of the last user turn."""
     index, last = user_turn(messages)
@@ -81,8 +70,3 @@ def turn_images(messages: Sequence[Message], index: int) -> list[ImageData]:
         if message.role == "user" and message.images:
             return message.images
     return []
-
-
-def has_images(messages: Sequence[Message]) -> bool:
-    """True when any message carries an image."""
-    return any(m.images for m in messages)

@@ -141,24 +141,6 @@ class FunctionTextScorer:
         return clamp_probability(self.fn(text))
 
 
-class FunctionImageScorer:
-    """An image scorer from a plain function ``fn(image) -> float``."""
-
-    def __init__(
-        self, fn: Callable[[ImageData], float], *, name: str = "function", calls_per_score: int = 0
-    ) -> None:
-        self.fn = fn
-        self._name = name
-        self.calls_per_score = calls_per_score
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    async def score(self, image: ImageData, *, query: str = "") -> float:
-        return clamp_probability(self.fn(image))
-
-
 # --------------------------------------------------------------------------- offline perception
 
 

@@ -138,7 +138,6 @@ SCORERS: dict[str, type[OpenNsfwScorer] | type[NudeNetScorer]] = {
     "nudenet": NudeNetScorer,
     "open_nsfw": OpenNsfwScorer,
 }
-DEFAULT_SCORER = "nudenet"
 
 
 def make_scorer(name: str, *, threads: int = 2) -> NudityScorer:

@@ -278,11 +278,6 @@ class GuardService:
         return await self.upstream.reachable()
 
 
-def error_result(exc: ProxyError) -> JSONResult:
-    """The JSON answer of a :class:`ProxyError`."""
-    return JSONResult(exc.status, exc.body(), dict(exc.headers))
-
-
 __all__ = [
     "ChatMessage",
     "GuardService",
@@ -290,7 +285,6 @@ __all__ = [
     "JSONResult",
     "StreamResult",
     "error_body",
-    "error_result",
     "parse_chat_request",
     "pipeline_config",
     "replace_text",

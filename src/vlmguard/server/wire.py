@@ -67,7 +67,6 @@ class OtherContentPart(_Open):
 
 
 ContentPart = TextContentPart | ImageContentPart | OtherContentPart
-ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
 class ChatMessage(_Open):
