@@ -30,7 +30,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what the perception components ask for too
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what the CLI applies too (vlmguard.runtime)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -79,7 +79,7 @@ def bench_perception(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     perceiver = ImagePerceiver(threads=args.threads, cache_size=0, nudity_model=args.nudity)
-    detector = InjectionDetector(threads=args.threads)
+    detector = InjectionDetector()
     perceiver.warmup()
     detector.load()
     cold = time.perf_counter() - start

@@ -13,6 +13,7 @@ from vlmguard.perception.batching import BatchingEncoder
 from vlmguard.perception.risk_model import HeadMeta, RiskHead
 from vlmguard.rewriter.model import ModelRewriter
 from vlmguard.server.batched_rewriter import load_proxy_rewriter
+from vlmguard.server.config import proxy_thread_settings
 
 
 def head(folder: Path) -> Path:
@@ -50,5 +51,5 @@ def test_several_workers_run_each_model_call_on_one_thread(tmp_path: Path) -> No
     one = load_proxy_rewriter(config(rewriter=f"evidence?risk_model={folder}"))
     two = load_proxy_rewriter(config(rewriter=f"evidence?risk_model={folder}", server={"workers": 2}))
     assert one.perceiver.threads == 2  # type: ignore[attr-defined]
-    assert two.perceiver.threads == 1 and two.perceiver.labeler.threads == 1  # type: ignore[attr-defined]
-    assert two.injection.threads == 1  # type: ignore[attr-defined]
+    assert two.perceiver.threads == 1  # type: ignore[attr-defined]
+    assert proxy_thread_settings(config(server={"workers": 2})).torch_threads == 1

@@ -63,9 +63,6 @@ class TransformersEngine:
     def __init__(
         self, path: Path, threads: int, cache_dir: Path | None = None, dtype: str = "float32"
     ) -> None:
-        from vlmguard.perception.labels import prefer_passive_openmp
-
-        prefer_passive_openmp()
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -65,10 +65,24 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vlmguard")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+@click.option(
+    "--omp-wait-policy", type=click.Choice(["passive", "active", "inherit"]), default="passive",
+    show_default=True,
+    help="OMP_WAIT_POLICY for torch's threads (a value in the environment wins; inherit: leave it).",
+)
+@click.option(
+    "--torch-threads", type=click.IntRange(1, 1024), default=None,
+    help="torch's intra-op thread count (default: torch's own, all cores).",
+)
+def cli(verbose: int, omp_wait_policy: str, torch_threads: int | None) -> None:
     """vlmguard: a reasoning-driven prompt rewriter that keeps vision-language models safe."""
+    from vlmguard.runtime import ThreadSettings, apply_thread_settings
+
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    apply_thread_settings(
+        ThreadSettings(openmp_wait_policy=omp_wait_policy, torch_threads=torch_threads)  # type: ignore[arg-type]
+    )
 
 
 def main(argv: list[str] | None = None) -> Any:

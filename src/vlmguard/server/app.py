@@ -104,7 +104,11 @@ def create_app(
             config, rewriter, client, fetcher=fetcher, metrics=state.metrics, upstream_key=upstream_key
         )
         if rewriter is None:
+            from vlmguard.runtime import apply_thread_settings
             from vlmguard.server.batched_rewriter import load_proxy_rewriter
+            from vlmguard.server.config import proxy_thread_settings
+
+            apply_thread_settings(proxy_thread_settings(config))
 
             log.info("loading rewriter %s", config.rewriter)
             state.service.rewriter = await asyncio.to_thread(load_proxy_rewriter, config)

@@ -44,19 +44,15 @@ def load_proxy_rewriter(config: ProxyConfig) -> Rewriter:
 
 
 def single_threaded_models() -> dict[str, Any]:
-    """The evidence rewriter's image perceiver and injection detector with one thread per model call.
+    """The evidence rewriter's image perceiver with one ONNX Runtime thread per model call.
 
     With several workers on few cores, models that each start several threads per call contend for
-    the same cores; one thread per call and the workers' concurrency fill the cores instead.
+    the same cores; one thread per call and the workers' concurrency fill the cores instead. torch's
+    share (labels, injection) is process-wide: :func:`vlmguard.server.config.proxy_thread_settings`.
     """
     from vlmguard.perception.image_evidence import ImagePerceiver
-    from vlmguard.perception.injection import InjectionDetector
-    from vlmguard.perception.labels import ImageLabeler
 
-    return {
-        "perceiver": ImagePerceiver(threads=1, labeler=ImageLabeler(threads=1)),
-        "injection": InjectionDetector(threads=1),
-    }
+    return {"perceiver": ImagePerceiver(threads=1)}
 
 
 def batched_risk_model(folder: str | None, config: ProxyConfig) -> Any:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vlmguard.config_file import read_yaml_mapping
 from vlmguard.errors import ConfigError
 from vlmguard.pipeline import ConversationWindow
+from vlmguard.runtime import ThreadSettings
 from vlmguard.server.auth import check_hash_format
 from vlmguard.text import normalize_text
 
@@ -254,6 +255,10 @@ class ProxyConfig(_Strict):
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     remote_images: RemoteImagesConfig = Field(default_factory=RemoteImagesConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    threads: ThreadSettings = Field(default_factory=ThreadSettings)
+    """Process-wide thread settings each worker applies when it starts (``openmp_wait_policy``,
+    ``torch_threads``); ``torch_threads`` left unset means 1 with several workers, torch's default
+    with one (:func:`proxy_thread_settings`)."""
     metrics: bool = True
     """Serve Prometheus metrics at ``/metrics``."""
 
@@ -313,6 +318,15 @@ class ProxyConfig(_Strict):
                         message += " (the upstream key is read from the environment: upstream.api_key_env)"
                 problems.append(f"{where}: {message}")
             raise ConfigError("invalid proxy config: " + "; ".join(problems)) from None
+
+
+def proxy_thread_settings(config: ProxyConfig) -> ThreadSettings:
+    """The thread settings a proxy process applies: ``config.threads``, with one torch thread per
+    model call when several workers share the cores and ``torch_threads`` is not set."""
+    settings = config.threads
+    if settings.torch_threads is None and config.server.workers > 1:
+        settings = settings.model_copy(update={"torch_threads": 1})
+    return settings
 
 
 def _parse_env_value(name: str, value: str) -> Any:
