@@ -7,9 +7,9 @@ import threading
 from typing import Any
 
 import pytest
-from perception_image_draw import draw_text, to_image_data
 from PIL import Image
 
+from image_drawing import draw_text, to_image_data
 from vlmguard.errors import ConfigError, ImageError
 from vlmguard.images import load_image
 from vlmguard.perception.describe import describe_image

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from perception_image_draw import draw_text, to_image_data
 
+from image_drawing import draw_text, to_image_data
 from vlmguard.perception.injection import InjectionDetector, lexical_cues
 
 ATTACKS = [

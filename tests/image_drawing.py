@@ -1,4 +1,4 @@
-"""Images drawn for the image perception tests: text in a real TTF font (DejaVuSans from matplotlib)."""
+"""Images drawn for the tests: text in a real TTF font (DejaVuSans from matplotlib)."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from perception_image_draw import to_image_data
 from PIL import Image
 
+from image_drawing import to_image_data
 from vlmguard.backends.evidence_adapter import EvidenceAdapterVLM
 from vlmguard.backends.smollm2 import (
     DEFAULT_SYSTEM,

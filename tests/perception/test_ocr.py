@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from perception_image_draw import draw_text
 from PIL import Image
 
+from image_drawing import draw_text
 from vlmguard.perception.ocr import MAX_SIDE, MIN_SIDE, _fit, group_lines
 
 

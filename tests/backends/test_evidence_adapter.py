@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from perception_image_draw import draw_text, to_image_data
 from PIL import Image
 
+from image_drawing import draw_text, to_image_data
 from vlmguard.backends.base import PrefillVLM
 from vlmguard.backends.evidence_adapter import (
     EvidenceAdapterVLM,

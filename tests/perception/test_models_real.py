@@ -40,7 +40,7 @@ def test_look_alike_weapon_and_fire_concepts(perceiver: ImagePerceiver, shared_d
 
 
 def test_plain_image_has_no_risk_concepts(perceiver: ImagePerceiver) -> None:
-    from perception_image_draw import to_image_data
+    from image_drawing import to_image_data
 
     ev = perceiver.perceive(to_image_data(Image.new("RGB", (300, 200), (120, 160, 220))))
     assert ev.risk_concepts == [] and ev.ocr_text == "" and len(ev.labels) == 5
