@@ -45,9 +45,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalization_data import EmbeddingCache, compositions, perturbations
 
 from vlmguard.perception.risk_compose import make_compositions
-from vlmguard.perception.risk_data import LabelledText, read_labelled, read_pool, read_vlguard_instructions
+from vlmguard.perception.risk_data import (
+    LabelledText,
+    everyday_requests,
+    read_labelled,
+    read_pool,
+    read_vlguard_instructions,
+)
 from vlmguard.perception.risk_model import RiskHead, windows
 from vlmguard.perception.risk_train import TrainOptions, fit_head
+from vlmguard.perception.risk_twins import benign_twins
 
 SECTIONS = ("loso", "languages", "robustness", "eval", "compositions", "latency")
 
@@ -66,15 +73,25 @@ class Bench:
         self.encoders = encoders
         self.options = options
         self.cache = EmbeddingCache(encoders)
-        self.rows = read_pool(data / "textsafety") + read_vlguard_instructions(
-            data / "vlguard" / "train.json"
+        self._heads: dict[str, RiskHead] = {}
+        self.rows = (
+            read_pool(data / "textsafety")
+            + read_vlguard_instructions(data / "vlguard" / "train.json")
+            + everyday_requests()
         )
-        self.extra = make_compositions(self.rows) if with_compositions else []
+        twins = benign_twins(self.rows)
+        self.extra = twins + (make_compositions(self.rows + twins) if with_compositions else [])
         self.x = self.embed([r.text for r in self.rows])
         self.x_extra = self.embed([r.text for r in self.extra]) if self.extra else None
 
     def embed(self, texts: Sequence[str]) -> Any:
         return self.cache.embed(first_window(texts))
+
+    def without_source(self, source: str) -> RiskHead:
+        """The head trained without ``source`` (memoised: every section reuses it)."""
+        if source not in self._heads:
+            self._heads[source] = self.fit(lambda r: r.source != source)
+        return self._heads[source]
 
     def fit(self, keep: Callable[[LabelledText], bool]) -> RiskHead:
         idx = [i for i, r in enumerate(self.rows) if keep(r)]
@@ -89,7 +106,8 @@ class Bench:
 
     @staticmethod
     def _composition_kept(row: LabelledText, keep: Callable[[LabelledText], bool]) -> bool:
-        source = row.id.split(":", 1)[0]
+        parts = row.id.split(":")
+        source = parts[1] if parts[0] == "twins" and len(parts) > 1 else parts[0]
         if source == "object":
             return True
         return keep(LabelledText(text="x", label="benign", source=source, lang="en"))
@@ -108,7 +126,7 @@ def section_loso(b: Bench, out: dict[str, Any]) -> None:
     print(f"{'source':32s} {'label':8s} {'rows':>6s} {'flagged':>8s} {'thr':>6s}")
     results: dict[str, dict[str, float]] = {}
     for source in sorted({r.source for r in b.rows}):
-        head = b.fit(lambda r, s=source: r.source != s)
+        head = b.without_source(source)
         idx = [i for i, r in enumerate(b.rows) if r.source == source]
         f = b.flagged(head, b.x[idx])
         labels = np.array([b.rows[i].harmful for i in idx])
@@ -157,7 +175,7 @@ def section_robustness(b: Bench, out: dict[str, Any]) -> None:
     for source in sources:
         rows = [r for r in b.rows if r.source == source and r.harmful and r.lang == "en"]
         rows = rng.sample(rows, min(80, len(rows)))
-        head = b.fit(lambda r, s=source: r.source != s)
+        head = b.without_source(source)
         table[source]["plain"] = float(b.flagged(head, b.embed([r.text for r in rows])).mean())
         for name, fn in perturb.items():
             table[source][name] = float(b.flagged(head, b.embed([fn(r.text) for r in rows])).mean())
@@ -207,7 +225,7 @@ def section_compositions(b: Bench, out: dict[str, Any]) -> None:
         if kind == "object":
             head = heads.setdefault("all", b.fit(lambda r: True))
         else:
-            head = heads.get(source) or heads.setdefault(source, b.fit(lambda r, s=source: r.source != s))
+            head = b.without_source(source)
         results[key] = float(b.flagged(head, x[idx]).mean())
     for kind in ("act", "neutral", "object"):
         keys = [k for k in results if k.startswith(kind + ":")]

@@ -86,7 +86,7 @@ def test_long_texts_are_scored_by_their_most_harmful_window(trained: tuple[Path,
     model = RiskModel(folder, encoders={"bow": encoder})
     filler = " ".join("how do I paint a fence nicely." for _ in range(300))
     harmful = " ".join(
-        f"how do I {verb} the cashier quietly." for verb in ("poison", "stab", "stalk", "steal")
+        f"how do I {verb} the cashier quietly." for verb in ("poison", "stab", "stalk", "steal") * 3
     )
     long_text = filler + " " + harmful + " " + filler
     assert not model.score(filler).flagged

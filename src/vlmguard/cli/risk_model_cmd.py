@@ -68,6 +68,19 @@ def _encoders(value: str) -> list[str]:
     help="VLGuard's train.json: its instructions join the training data.",
 )
 @click.option(
+    "--everyday",
+    is_flag=True,
+    help="Add vlmguard's own benign everyday requests (request forms x activities).",
+)
+@click.option(
+    "--twins", is_flag=True, help="Add benign twins of the harmful how-to requests (same act, safe intent)."
+)
+@click.option(
+    "--exemplars",
+    is_flag=True,
+    help="Add the exemplar sentences of the offline judge's tagger (keeps the judge from being independent).",
+)
+@click.option(
     "--compositions/--no-compositions",
     default=False,
     help="Add prompt+image compositions made from the English rows.",
@@ -76,24 +89,27 @@ def _encoders(value: str) -> list[str]:
 @click.option(
     "--encoder", default="minilm", show_default=True, help="Frozen encoder(s): minilm, e5, or minilm+e5."
 )
-@click.option("--c", "c", type=float, default=1.0, show_default=True, help="Inverse regularisation strength.")
+@click.option("--c", "c", type=float, default=0.1, show_default=True, help="Inverse regularisation strength.")
 @click.option(
-    "--target-benign-flag-rate",
+    "--benign-cost",
     type=float,
-    default=0.02,
+    default=1.0,
     show_default=True,
-    help="Operating point: benign rows flagged on held-out folds.",
+    help="Operating point: weight of benign false flags against harmful recall (on held-out folds).",
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write the model into.")
 def train(
     data: tuple[Path, ...],
     pool: Path | None,
     vlguard: Path | None,
+    everyday: bool,
+    twins: bool,
+    exemplars: bool,
     compositions: bool,
     exclude: tuple[str, ...],
     encoder: str,
     c: float,
-    target_benign_flag_rate: float,
+    benign_cost: float,
     out: Path,
 ) -> None:
     """Train a risk model head on labelled texts and write it (with its model card) into --out.
@@ -103,13 +119,19 @@ def train(
     """
     from vlmguard.perception.risk_build import build_risk_model
     from vlmguard.perception.risk_compose import make_compositions
-    from vlmguard.perception.risk_data import read_labelled, read_pool, read_vlguard_instructions
+    from vlmguard.perception.risk_data import (
+        everyday_requests,
+        read_exemplars,
+        read_labelled,
+        read_pool,
+        read_vlguard_instructions,
+    )
     from vlmguard.perception.risk_train import TrainOptions
 
-    if not (data or pool or vlguard):
+    if not (data or pool or vlguard or everyday or exemplars):
         raise click.UsageError("give training data with --data FILE, --pool DIR or --vlguard FILE")
     try:
-        options = TrainOptions(c=c, target_benign_flag_rate=target_benign_flag_rate)
+        options = TrainOptions(c=c, benign_cost=benign_cost)
     except ValueError as exc:
         raise click.BadParameter(str(exc).splitlines()[-1]) from None
     names = _encoders(encoder)
@@ -121,7 +143,15 @@ def train(
         rows.extend(read_pool(pool, exclude=exclude))
     if vlguard is not None:
         rows.extend(read_vlguard_instructions(vlguard))
+    if everyday:
+        rows.extend(everyday_requests())
+    if exemplars:
+        rows.extend(read_exemplars())
     rows = [r for r in rows if r.source not in set(exclude)]
+    if twins:
+        from vlmguard.perception.risk_twins import benign_twins
+
+        rows.extend(benign_twins(rows))
     if compositions:
         rows.extend(make_compositions(rows))
     console.print(
@@ -137,6 +167,13 @@ def train(
             rows, out, encoders=names, options=options, command=command.strip(), progress=update
         )
     meta = head.meta
+    named = {c for r in rows for c in r.categories}
+    dropped = sorted(named - set(meta.categories))
+    if dropped:
+        console.print(
+            f"[yellow]categories with fewer than {options.min_category_rows} harmful rows get no head:[/] "
+            + ", ".join(dropped)
+        )
     console.print(
         f"wrote {out}: threshold {meta.threshold}, {len(meta.categories)} categories, "
         f"train recall {meta.metrics.get('train_harmful_recall')}, "

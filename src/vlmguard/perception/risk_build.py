@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from vlmguard.errors import InputError
 from vlmguard.perception.encoders import TextEncoder, build_encoder
-from vlmguard.perception.risk_data import LabelledText, iter_batches
+from vlmguard.perception.risk_data import POOL_LICENCES, LabelledText, iter_batches
 from vlmguard.perception.risk_model import RiskHead, RiskModel, windows
 from vlmguard.perception.risk_train import TrainOptions, fit_head
 
@@ -140,7 +140,7 @@ def model_card(
         "|---|---|---:|---:|",
     ]
     for source in sorted({s for s, _ in counts}):
-        licence = (licences or {}).get(source, "see the source")
+        licence = {**POOL_LICENCES, **(licences or {})}.get(source, "the user's own data")
         lines.append(
             f"| {source} | {licence} | {counts[(source, 'harmful')]} | {counts[(source, 'benign')]} |"
         )

@@ -253,6 +253,35 @@ def read_labelled(path: str | Path, *, map_categories: bool = True) -> list[Labe
     return rows
 
 
+POOL_LICENCES: dict[str, str] = {
+    "xstest": "CC-BY-4.0",
+    "simplesafetytests": "CC-BY-4.0",
+    "openai_moderation": "MIT",
+    "advbench": "MIT",
+    "advbench_strings": "MIT",
+    "jailbreakbench": "MIT",
+    "strongreject": "MIT",
+    "dangerousqa": "MIT",
+    "harmfulqa": "Apache-2.0",
+    "catqa_en": "Apache-2.0",
+    "catqa_zh": "Apache-2.0",
+    "catqa_vi": "Apache-2.0",
+    "multijail": "MIT",
+    "purplellama_frr": "MIT",
+    "purplellama_frr_multilingual": "MIT",
+    "arena_hard": "Apache-2.0",
+    "arena_hard_v2": "Apache-2.0",
+    "mt_bench": "Apache-2.0",
+    "vicuna_bench": "Apache-2.0",
+    "self_instruct": "Apache-2.0",
+    "gsm8k": "MIT",
+    "vlguard_train": "see the VLGuard repository",
+    "vlmguard_exemplars": "vlmguard's own sentences (Apache-2.0)",
+    "everyday": "vlmguard's own request forms and activities (Apache-2.0)",
+    "compositions": "made from the rows above and vlmguard's own composition material (Apache-2.0)",
+}
+"""Licences of the public prompt sets the shipped risk model is trained on (per the pool's README)."""
+
 EVALUATION_ONLY = frozenset({"xstest"})
 """Sources of the text-safety pool that are never trained or tuned on."""
 STATEMENT_SOURCES = frozenset({"advbench_strings"})
@@ -318,6 +347,45 @@ def read_vlguard_instructions(
     return rows
 
 
+def read_exemplars(source: str = "vlmguard_exemplars") -> list[LabelledText]:
+    """The project's own hand-written sentences (``data/text_exemplars.yaml``): requests per risk
+    category, and benign requests that share their words (kitchen knives, plant diseases, antivirus
+    software). None is a benchmark item."""
+    import yaml
+
+    text = resources.files("vlmguard.perception").joinpath("data", "text_exemplars.yaml").read_text("utf-8")
+    raw = yaml.safe_load(text)
+    rows = [
+        LabelledText(
+            text=t, label="harmful", categories=(str(category),), source=source, id=f"{category}:{n}"
+        )
+        for category, items in raw["categories"].items()
+        for n, t in enumerate(items)
+    ]
+    rows += [
+        LabelledText(text=t, label="benign", source=source, id=f"benign:{n}")
+        for n, t in enumerate(raw["benign"])
+    ]
+    return rows
+
+
+def everyday_requests(*, seed: int = 0, limit: int = 1500, source: str = "everyday") -> list[LabelledText]:
+    """Benign everyday requests: request forms crossed with ordinary activities (``data/everyday.yaml``),
+    a seeded sample of at most ``limit``."""
+    import random
+
+    import yaml
+
+    text = resources.files("vlmguard.perception").joinpath("data", "everyday.yaml").read_text("utf-8")
+    raw = yaml.safe_load(text)
+    pairs = [(f, a) for f in raw["forms"] for a in raw["activities"]]
+    chosen = random.Random(seed).sample(pairs, min(limit, len(pairs)))
+    return [
+        LabelledText(text=form.format(activity), label="benign", source=source, id=f"{n}")
+        for n, (form, activity) in enumerate(chosen)
+    ]
+
+
 def data_hash(rows: Sequence[LabelledText]) -> str:
     """SHA-256 over the rows (text, label, categories, source) in order: names one training set."""
     digest = hashlib.sha256()
@@ -338,13 +406,16 @@ def iter_batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
 __all__ = [
     "EVALUATION_ONLY",
     "LABELS",
+    "POOL_LICENCES",
     "CategoryRule",
     "LabelledText",
     "data_hash",
+    "everyday_requests",
     "iter_batches",
     "load_category_rules",
     "map_category_label",
     "parallel_group",
+    "read_exemplars",
     "read_labelled",
     "read_pool",
     "read_vlguard_instructions",

@@ -10,8 +10,10 @@ rows into a :class:`~vlmguard.perception.risk_model.RiskHead`:
   that language, rows sharing a ``group``), the mean difference of their embeddings is a direction
   that says "this language" and nothing about harm; the features are projected away from them.
 - **Operating point**: the threshold is chosen on out-of-fold predictions where each fold leaves out
-  whole sources, so it is set on sources the fold's model never saw: the lowest threshold at which
-  at most ``target_benign_flag_rate`` of the benign rows are flagged, averaged over benign sources.
+  whole sources, so it is set on sources the fold's model never saw: the threshold that maximises
+  the mean recall over harmful sources minus ``benign_cost`` times the mean flag rate over benign
+  sources (with cost 1, Youden's J over sources). A benign request flagged by mistake is reframed,
+  not refused, so a missed harmful request costs more.
 """
 
 from __future__ import annotations
@@ -31,15 +33,16 @@ class TrainOptions(BaseModel):
     """Options of :func:`fit_head` (recorded in the head's metadata)."""
 
     model_config = ConfigDict(extra="forbid")
-    c: float = Field(default=1.0, gt=0)
+    c: float = Field(default=0.1, gt=0)
     """Inverse regularisation strength of the logistic regressions."""
     balance: float = Field(default=0.5, ge=0.0, le=1.0)
     """A (source, label) group of n rows weighs n ** balance in all (0: every group the same; 1: every
     row the same)."""
     language_neutral: bool = True
-    target_benign_flag_rate: float = Field(default=0.02, gt=0.0, lt=1.0)
+    benign_cost: float = Field(default=1.0, gt=0.0)
+    """Weight of the benign flag rate against harmful recall when choosing the operating point."""
     folds: int = Field(default=5, ge=2)
-    min_category_rows: int = Field(default=10, ge=1)
+    min_category_rows: int = Field(default=5, ge=1)
     """Categories with fewer harmful rows are not given a head."""
 
 
@@ -141,21 +144,28 @@ def _head(embeddings: Any, rows: Sequence[LabelledText], options: TrainOptions, 
     return RiskHead(meta, arrays)
 
 
-def choose_threshold(p: Any, rows: Sequence[LabelledText], target: float) -> float:
-    """The lowest threshold whose benign flag rate, averaged over benign sources, is at most ``target``."""
+def choose_threshold(p: Any, rows: Sequence[LabelledText], benign_cost: float = 1.0) -> float:
+    """The threshold maximising mean harmful recall minus ``benign_cost`` x mean benign flag rate, the
+    means taken over sources (each source counts once, whatever its size)."""
     import numpy as np
 
-    benign_sources = sorted({r.source for r in rows if not r.harmful})
-    if not benign_sources:
+    def groups(harmful: bool) -> list[Any]:
+        sources = sorted({r.source for r in rows if r.harmful == harmful})
+        return [
+            np.array([p[i] for i, r in enumerate(rows) if r.source == s and r.harmful == harmful])
+            for s in sources
+        ]
+
+    harmful, benign = groups(True), groups(False)
+    if not harmful or not benign:
         return 0.5
-    per_source = [
-        np.array([p[i] for i, r in enumerate(rows) if r.source == s and not r.harmful])
-        for s in benign_sources
+    grid = np.linspace(0.05, 0.99, 189)
+    gain = [
+        np.mean([(v >= t).mean() for v in harmful]) - benign_cost * np.mean([(v >= t).mean() for v in benign])
+        for t in grid
     ]
-    for threshold in np.linspace(0.05, 0.99, 189):
-        if np.mean([(v >= threshold).mean() for v in per_source]) <= target:
-            return float(round(threshold, 3))
-    return 0.99
+    best = np.flatnonzero(np.isclose(gain, max(gain)))
+    return float(round(grid[int(best[len(best) // 2])], 3))  # the middle of the best plateau
 
 
 def out_of_fold(embeddings: Any, rows: Sequence[LabelledText], options: TrainOptions) -> Any:
@@ -191,9 +201,7 @@ def fit_head(
     if labels != {"harmful", "benign"}:
         raise InputError("training needs both harmful and benign rows")
     if len({r.source for r in rows}) >= 2:
-        threshold = choose_threshold(
-            out_of_fold(embeddings, rows, options), rows, options.target_benign_flag_rate
-        )
+        threshold = choose_threshold(out_of_fold(embeddings, rows, options), rows, options.benign_cost)
     else:
         threshold = 0.5
     meta = HeadMeta(
