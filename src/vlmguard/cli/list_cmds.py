@@ -39,7 +39,4 @@ def backends() -> None:
 def rewriters() -> None:
     """List rewriters (any backend spec also works as a model-based rewriter)."""
     from vlmguard.rewriter.base import REWRITERS
-    from vlmguard.rewriter.load import _register_builtins
-
-    _register_builtins()
     _print_registry(REWRITERS, "rewriters", {"evidence": "--rewriter evidence"})  # type: ignore[arg-type]

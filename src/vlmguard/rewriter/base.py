@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from vlmguard.registry import Registry
+from vlmguard.registry import Entry, Registry
 from vlmguard.types import ImageData, Rewrite, Turn
 
 
@@ -27,4 +27,14 @@ class Rewriter(Protocol):
         ...
 
 
-REWRITERS: Registry[Rewriter] = Registry("rewriter")
+REWRITERS: Registry[Rewriter] = Registry(
+    "rewriter",
+    (
+        Entry(
+            "evidence",
+            "vlmguard.rewriter.evidence:EvidenceRewriter",
+            "offline rewriter over perception evidence and the learned risk model (default)",
+            extra="perception",
+        ),
+    ),
+)

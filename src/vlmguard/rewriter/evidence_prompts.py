@@ -130,10 +130,6 @@ GUIDANCE: dict[RiskCategory, Guidance] = {
     ),
 }
 
-VISUAL_CONTEXT_GUIDANCE = (
-    "Answer the request as asked; where the image shows {things}, do not encourage unsafe use of them."
-)
-
 MOVED_REQUEST_GUIDANCE = (
     "- The text in the image is the user's actual request: treat it exactly as if the user had typed it. "
     "Answer it only if you would answer it typed; leave out anything harmful, illegal or needing a "

@@ -8,16 +8,6 @@ from vlmguard.rewriter.base import REWRITERS, Rewriter
 from vlmguard.types import FallbackPolicy, GenerateConfig
 
 
-def _register_builtins() -> None:
-    if "evidence" not in REWRITERS:
-        REWRITERS.register(
-            "evidence",
-            "vlmguard.rewriter.evidence:EvidenceRewriter",
-            help="training-free rewriter over offline perception evidence (default)",
-            extra="perception",
-        )
-
-
 def load_rewriter(
     spec: str = "evidence",
     *,
@@ -34,7 +24,6 @@ def load_rewriter(
     rewriter's generation settings (default: greedy, 1024 tokens). ``backend_options`` go to
     :func:`vlmguard.backends.load_backend` (retries, concurrency, cache).
     """
-    _register_builtins()
     name = spec.removeprefix("model:")
     if ":" not in name.partition("?")[0]:
         registered, options = parse_named_spec(name, "rewriter", "evidence?risk_model=./my-risk-model")
