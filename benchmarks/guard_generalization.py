@@ -45,14 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalization_data import EmbeddingCache, compositions, perturbations
 
 from vlmguard.perception.risk_compose import make_compositions
-from vlmguard.perception.risk_data import (
-    LabelledText,
-    everyday_requests,
-    read_labelled,
-    read_pool,
-    read_vlguard_instructions,
-)
+from vlmguard.perception.risk_data import LabelledText, read_labelled
 from vlmguard.perception.risk_model import RiskHead, windows
+from vlmguard.perception.risk_sources import everyday_requests, read_pool, read_vlguard_instructions
 from vlmguard.perception.risk_train import TrainOptions, fit_head
 from vlmguard.perception.risk_twins import benign_twins
 

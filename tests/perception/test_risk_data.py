@@ -12,9 +12,9 @@ from vlmguard.perception.risk_data import (
     data_hash,
     map_category_label,
     read_labelled,
-    read_vlguard_instructions,
     script_language,
 )
+from vlmguard.perception.risk_sources import read_vlguard_instructions
 
 
 def _jsonl(path: Path, rows: list[object]) -> Path:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vlmguard.perception.risk_data import LabelledText, everyday_requests
+from vlmguard.perception.risk_data import LabelledText
+from vlmguard.perception.risk_sources import everyday_requests
 from vlmguard.perception.risk_twins import act_of, benign_twins
 
 

@@ -119,10 +119,10 @@ def train(
     """
     from vlmguard.perception.risk_build import build_risk_model
     from vlmguard.perception.risk_compose import make_compositions
-    from vlmguard.perception.risk_data import (
+    from vlmguard.perception.risk_data import read_labelled
+    from vlmguard.perception.risk_sources import (
         everyday_requests,
         read_exemplars,
-        read_labelled,
         read_pool,
         read_vlguard_instructions,
     )

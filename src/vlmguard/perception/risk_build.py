@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field
 
 from vlmguard.errors import InputError
 from vlmguard.perception.encoders import TextEncoder, build_encoder
-from vlmguard.perception.risk_data import POOL_LICENCES, LabelledText, iter_batches
+from vlmguard.perception.risk_data import LabelledText, iter_batches
 from vlmguard.perception.risk_model import RiskHead, RiskModel, windows
+from vlmguard.perception.risk_sources import POOL_LICENCES
 from vlmguard.perception.risk_train import TrainOptions, fit_head
 
 Progress = Callable[[int, int], None]
