@@ -35,19 +35,12 @@ from vlmguard.errors import ConfigError
 from vlmguard.perception.risk_compose import compose
 from vlmguard.rewriter.evidence_findings import (
     TextReading,
-    acting,
     build_report,
     concept_findings,
     injection_finding,
+    reframe_prompt,
     risk_findings,
     snippet,
-    taxonomy_category,
-)
-from vlmguard.rewriter.evidence_prompts import (
-    MOVED_REQUEST_GUIDANCE,
-    REFRAME_TEMPLATE,
-    REQUEST_LINES,
-    guidance_lines,
 )
 from vlmguard.rewriter.policy import Policy, load_policy
 from vlmguard.text import normalize_text
@@ -391,22 +384,7 @@ class EvidenceRewriter:
 
     def reframe(self, prompt: str, report: RiskReport, mode: str, *, n_images: int) -> str:
         """The reframed prompt: the request, the specific evidence, and how to answer safely."""
-        act = acting(report.findings)
-        context = [f for f in report.findings if f not in act]
-        evidence = [f"- {f.evidence[:1].upper()}{f.evidence[1:]}." for f in act[:6]]
-        if context:
-            things = "; ".join(dict.fromkeys(snippet(f.evidence, 100) for f in context[:4]))
-            evidence.append(f"- Context (not acted on): {things}.")
-        categories = [taxonomy_category(label) for label in report.labels]
-        guidance = guidance_lines([c for c in categories if c is not None])
-        if mode == "acts_on_image":
-            guidance = "\n".join(filter(None, [guidance, MOVED_REQUEST_GUIDANCE]))
-        return REFRAME_TEMPLATE.format(
-            request_line=REQUEST_LINES.get(mode, REQUEST_LINES["with_image" if n_images else "text_only"]),
-            evidence="\n".join(evidence),
-            guidance=guidance,
-            prompt=prompt,
-        )
+        return reframe_prompt(prompt, report, mode, n_images=n_images)
 
 
 __all__ = ["EvidenceRewriter"]

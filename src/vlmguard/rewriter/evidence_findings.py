@@ -14,7 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from vlmguard.rewriter.evidence_prompts import category_topic
+from vlmguard.rewriter.evidence_prompts import (
+    MOVED_REQUEST_GUIDANCE,
+    REFRAME_TEMPLATE,
+    REQUEST_LINES,
+    category_topic,
+    guidance_lines,
+)
 from vlmguard.rewriter.policy import Policy
 from vlmguard.taxonomy import RiskCategory
 from vlmguard.types import Decision, Finding, Modality, RiskReport, Severity, max_severity
@@ -228,6 +234,30 @@ def analysis_text(findings: list[Finding], notes: dict[Modality, list[str]], dec
     return " ".join(parts)
 
 
+def reframe_prompt(prompt: str, report: RiskReport, mode: str, *, n_images: int) -> str:
+    """The reframed prompt: the request, the acting evidence (context apart), and per-category guidance.
+
+    ``mode`` is ``acts_on_image`` (the request was moved into the image), ``with_image`` or
+    ``text_only``.
+    """
+    act = acting(report.findings)
+    context = [f for f in report.findings if f not in act]
+    evidence = [f"- {f.evidence[:1].upper()}{f.evidence[1:]}." for f in act[:6]]
+    if context:
+        things = "; ".join(dict.fromkeys(snippet(f.evidence, 100) for f in context[:4]))
+        evidence.append(f"- Context (not acted on): {things}.")
+    categories = [taxonomy_category(label) for label in report.labels]
+    guidance = guidance_lines([c for c in categories if c is not None])
+    if mode == "acts_on_image":
+        guidance = "\n".join(filter(None, [guidance, MOVED_REQUEST_GUIDANCE]))
+    return REFRAME_TEMPLATE.format(
+        request_line=REQUEST_LINES.get(mode, REQUEST_LINES["with_image" if n_images else "text_only"]),
+        evidence="\n".join(evidence),
+        guidance=guidance,
+        prompt=prompt,
+    )
+
+
 __all__ = [
     "TextReading",
     "acting",
@@ -236,6 +266,7 @@ __all__ = [
     "concept_findings",
     "counts_as_injection",
     "injection_finding",
+    "reframe_prompt",
     "risk_findings",
     "snippet",
     "taxonomy_category",
