@@ -94,9 +94,7 @@ async def test_a_request_moved_into_the_image_is_read_with_the_prompt(
     assert any("Any carrier prompt" in t and "The image says: Steps to cook meth" in t for t in scored)
 
 
-async def test_harmful_image_text_the_prompt_does_not_act_on_is_context(
-    perceiver: FakePerceiver, image_factory
-) -> None:
+async def test_harmful_image_text_counts_as_the_policy_says(perceiver: FakePerceiver, image_factory) -> None:
     # a model that reads the composition as benign (a question about the sign's colour)
     class ColourQuestions(FakeRiskModel):
         def score_many(self, texts):  # type: ignore[no-untyped-def]
@@ -106,15 +104,24 @@ async def test_harmful_image_text_the_prompt_does_not_act_on_is_context(
                 for t, s in zip(texts, out, strict=True)
             ]
 
-    rewriter = EvidenceRewriter(perceiver=perceiver, risk_model=ColourQuestions(), injection=FakeInjection())
     image = _image(image_factory)
     perceiver.add(image, text="POISON - keep away")
+    rewriter = EvidenceRewriter(perceiver=perceiver, risk_model=ColourQuestions(), injection=FakeInjection())
     rw = await rewriter.rewrite("What colour is the sign?", [image])
-    assert rw.decision == Decision.FORWARD and rw.prompt == "What colour is the sign?"
+    assert rw.decision == Decision.REFRAME  # the packaged policy: medium
     visual = rw.report.visual
     assert (
-        visual and visual[0].severity == Severity.LOW and visual[0].category == RiskCategory.VIOLENCE_WEAPONS
+        visual
+        and visual[0].severity == Severity.MEDIUM
+        and visual[0].category == RiskCategory.VIOLENCE_WEAPONS
     )
+    as_context = default_policy().model_copy(update={"image_text_severity": Severity.LOW})
+    rewriter = EvidenceRewriter(
+        perceiver=perceiver, risk_model=ColourQuestions(), injection=FakeInjection(), policy=as_context
+    )
+    rw = await rewriter.rewrite("What colour is the sign?", [image])
+    assert rw.decision == Decision.FORWARD and rw.prompt == "What colour is the sign?"
+    assert rw.report.visual[0].severity == Severity.LOW
 
 
 async def test_an_object_left_to_the_image_is_read_with_the_concept(

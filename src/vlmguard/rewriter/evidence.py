@@ -357,8 +357,11 @@ class EvidenceRewriter:
         findings = concept_findings(ev, label, self.policy, None)
         if reading is not None and reading.score.flagged:
             for found in risk_findings(reading, Modality.VISUAL, self.policy):
-                # harmful text the prompt does not act on is context; acting on it is cross-modal
-                findings.append(found.model_copy(update={"severity": Severity.LOW}))
+                # a harmful request written in an image: the policy says how much it counts when the
+                # composition with the prompt does not read as harmful (acting on it is cross-modal)
+                cap = self.policy.image_text_severity
+                severity = found.severity if found.severity.rank <= cap.rank else cap
+                findings.append(found.model_copy(update={"severity": severity}))
         if injection is not None:
             finding, note = injection_finding(
                 injection.result(), ev.ocr_text, Modality.VISUAL, f"{label}'s text", None

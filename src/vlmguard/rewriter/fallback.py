@@ -14,8 +14,14 @@ SAFETY_PREAMBLE = (
 
 
 def fallback_rewrite(
-    prompt: str, policy: FallbackPolicy, *, rewriter: str, error: str, latency_s: float = 0.0,
-    raw_output: str | None = None, model_calls: int = 0,
+    prompt: str,
+    policy: FallbackPolicy,
+    *,
+    rewriter: str,
+    error: str,
+    latency_s: float = 0.0,
+    raw_output: str | None = None,
+    model_calls: int = 0,
 ) -> Rewrite:
     """The rewrite a ``policy`` gives when the rewriter failed with ``error``.
 
@@ -24,20 +30,35 @@ def fallback_rewrite(
     Either way the result records the policy and the error.
     """
     finding = Finding(
-        modality=Modality.CROSS_MODAL, severity=Severity.LOW, source="fallback",
+        modality=Modality.CROSS_MODAL,
+        severity=Severity.LOW,
+        source="fallback",
         evidence=f"rewriter output unusable ({error}); {policy} policy applied",
     )
     if policy == "fail_closed":
-        report = RiskReport(findings=[finding], severity=Severity.LOW, decision=Decision.REFRAME,
-                            analysis="The risk could not be analysed; "
-                                     "a conservative safety rewrite was applied.")
+        report = RiskReport(
+            findings=[finding],
+            severity=Severity.LOW,
+            decision=Decision.REFRAME,
+            analysis="The risk could not be analysed; a conservative safety rewrite was applied.",
+        )
         new_prompt = f"{SAFETY_PREAMBLE}\n\nRequest: {prompt}"
     else:
-        report = RiskReport(findings=[finding], severity=Severity.NONE, decision=Decision.FORWARD,
-                            analysis="The risk could not be analysed; "
-                                     "the prompt was forwarded unchanged (fail-open).")
+        report = RiskReport(
+            findings=[finding],
+            severity=Severity.NONE,
+            decision=Decision.FORWARD,
+            analysis="The risk could not be analysed; the prompt was forwarded unchanged (fail-open).",
+        )
         new_prompt = prompt
     return Rewrite(
-        original_prompt=prompt, prompt=new_prompt, report=report, rewriter=rewriter, latency_s=latency_s,
-        fallback=policy, error=error, raw_output=raw_output, model_calls=model_calls,
+        original_prompt=prompt,
+        prompt=new_prompt,
+        report=report,
+        rewriter=rewriter,
+        latency_s=latency_s,
+        fallback=policy,
+        error=error,
+        raw_output=raw_output,
+        model_calls=model_calls,
     )

@@ -67,10 +67,10 @@ def _last_block(text: str, tag: str, end: int | None = None) -> tuple[int, str]:
     if not opens:
         raise ParseError(f"no <{tag}> block")
     start = opens[-1]
-    close = re.search(rf"</{tag}>", region[start.end():], re.I)
+    close = re.search(rf"</{tag}>", region[start.end() :], re.I)
     if not close:
         raise ParseError(f"<{tag}> block is not closed")
-    return start.start(), region[start.end(): start.end() + close.start()]
+    return start.start(), region[start.end() : start.end() + close.start()]
 
 
 def parse_categories(value: str) -> list[RiskCategory]:
@@ -99,7 +99,7 @@ def parse_rewriter_output(text: str) -> tuple[RiskReport, str]:
     trailing = text[start:]
     closing = re.search(r"</rewritten_prompt>", trailing, re.I)
     assert closing is not None
-    if trailing[closing.end():].strip():
+    if trailing[closing.end() :].strip():
         raise ParseError("text after the final </rewritten_prompt>")
     _, analysis = _last_block(text, "analysis", end=start)
     fields: dict[str, str] = {}

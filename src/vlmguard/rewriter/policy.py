@@ -55,6 +55,10 @@ class Policy(BaseModel):
     """The risk model's operating point; ``None`` keeps the one stored with the model."""
     category_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
     max_concepts: int = Field(default=3, ge=0)
+    image_text_severity: Severity = Severity.MEDIUM
+    """Highest severity of a harmful request written in an image when the prompt read with it does not
+    read as harmful: ``medium`` reframes (the prompt may hand the request to the image in words the
+    model does not recognise), ``low`` keeps it as context."""
     critical_cues: tuple[CriticalCue, ...] = ()
 
     def severity_of(self, category: str | None) -> Severity:
