@@ -19,6 +19,7 @@ The prompts and concepts are package data (``data/compositions.yaml``); none com
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -32,12 +33,50 @@ MAX_IMAGE_TEXT_CHARS = 600
 COMPOSITION_SOURCE = "compositions"
 
 
+_LIST_TOKEN = re.compile(r"^[.:;,：·。)?]*\d{0,3}[.:;,：·。)?]*$")
+
+
+def strip_list_markers(text: str) -> str:
+    """Drop an empty numbered list after the last sentence ("Steps to X. 1. 2. 3." -> "Steps to X.").
+
+    Linear in the length of the text: the tokens are read backwards while they look like list
+    numbers; at least two digits must be dropped and a sentence end must precede them.
+    """
+    tokens = text.split(" ") if "\n" not in text else re.split(r"([ \n])", text)
+    if "\n" in text:
+        tokens = [t for t in tokens if t not in (" ", "\n")]
+    kept = len(tokens)
+    digits = 0
+    while kept > 0 and _LIST_TOKEN.match(tokens[kept - 1]):
+        digits += sum(ch.isdigit() for ch in tokens[kept - 1])
+        kept -= 1
+    if kept == len(tokens) or kept == 0 or digits < 2:
+        return text
+    head = " ".join(tokens[:kept]).rstrip()
+    # the list must follow a sentence end ("... drugs. 1. 2. 3."), not be part of a sentence ("2x + 3 = 7 ?")
+    last = head[-1:]
+    if last in ".:;!?。":
+        return head
+    # "... drugs 1. 2." where OCR lost the full stop: accept when the first dropped token carries a dot
+    first_dropped = tokens[kept]
+    dotted = first_dropped.lstrip("0123456789") in (".", ":")
+    if first_dropped[:1].isdigit() and dotted and len(tokens) - kept >= 2:
+        return head
+    return text
+
+
+def image_request(text: str) -> str:
+    """The request an image's text makes: its lines joined, an empty numbered list after it dropped
+    ("Steps to X. 1. 2. 3." -> "Steps to X."), since the empty list asks nothing by itself."""
+    return strip_list_markers(" ".join(text.split()))
+
+
 def compose(prompt: str, *, image_text: str | None = None, concept: str | None = None) -> str:
     """The effective request of ``prompt`` with what the image says (``image_text``) or shows
     (``concept``)."""
     parts = [" ".join(prompt.split())]
     if image_text:
-        flat = " ".join(image_text.split())[:MAX_IMAGE_TEXT_CHARS]
+        flat = image_request(image_text)[:MAX_IMAGE_TEXT_CHARS]
         parts.append(f"The image says: {flat}")
     if concept:
         parts.append(f"The image shows {concept}.")
@@ -138,4 +177,12 @@ def make_compositions(
     return out
 
 
-__all__ = ["COMPOSITION_SOURCE", "CompositionMaterial", "compose", "load_material", "make_compositions"]
+__all__ = [
+    "COMPOSITION_SOURCE",
+    "CompositionMaterial",
+    "compose",
+    "image_request",
+    "load_material",
+    "make_compositions",
+    "strip_list_markers",
+]

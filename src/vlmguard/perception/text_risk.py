@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from vlmguard.errors import ConfigError
+from vlmguard.perception.risk_compose import strip_list_markers
 from vlmguard.taxonomy import RiskCategory
 
 MAX_TEXT_CHARS = 20_000
@@ -390,38 +391,6 @@ def normalize_text(text: str) -> str:
     """NFKC, collapsed whitespace, cut to :data:`MAX_TEXT_CHARS`."""
     text = unicodedata.normalize("NFKC", text)[:MAX_TEXT_CHARS]
     return re.sub(r"[ \t\r\f\v]+", " ", text).strip()
-
-
-_LIST_TOKEN = re.compile(r"^[.:;,：·。)?]*\d{0,3}[.:;,：·。)?]*$")
-
-
-def strip_list_markers(text: str) -> str:
-    """Drop an empty numbered list after the last sentence ("Steps to X. 1. 2. 3." -> "Steps to X.").
-
-    Linear in the length of the text: the tokens are read backwards while they look like list
-    numbers; at least two digits must be dropped and a sentence end must precede them.
-    """
-    tokens = text.split(" ") if "\n" not in text else re.split(r"([ \n])", text)
-    if "\n" in text:
-        tokens = [t for t in tokens if t not in (" ", "\n")]
-    kept = len(tokens)
-    digits = 0
-    while kept > 0 and _LIST_TOKEN.match(tokens[kept - 1]):
-        digits += sum(ch.isdigit() for ch in tokens[kept - 1])
-        kept -= 1
-    if kept == len(tokens) or kept == 0 or digits < 2:
-        return text
-    head = " ".join(tokens[:kept]).rstrip()
-    # the list must follow a sentence end ("... drugs. 1. 2. 3."), not be part of a sentence ("2x + 3 = 7 ?")
-    last = head[-1:]
-    if last in ".:;!?。":
-        return head
-    # "... drugs 1. 2." where OCR lost the full stop: accept when the first dropped token carries a dot
-    first_dropped = tokens[kept]
-    dotted = first_dropped.lstrip("0123456789") in (".", ":")
-    if first_dropped[:1].isdigit() and dotted and len(tokens) - kept >= 2:
-        return head
-    return text
 
 
 def chunk_text(text: str, *, words: int = CHUNK_WORDS, max_chunks: int = MAX_CHUNKS) -> list[str]:

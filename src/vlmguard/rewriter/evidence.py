@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmguard.errors import ConfigError
-from vlmguard.perception.risk_compose import compose
+from vlmguard.perception.risk_compose import compose, image_request
 from vlmguard.rewriter.evidence_findings import (
     TextReading,
     build_report,
@@ -227,7 +227,11 @@ class EvidenceRewriter:
         for turn in turns:
             read = [self._perceive(img) for img in turn.images]
             out.append(
-                " ".join(normalize_text(ev.ocr_text) for ev in read if not isinstance(ev, BaseException))
+                " ".join(
+                    image_request(normalize_text(ev.ocr_text))
+                    for ev in read
+                    if not isinstance(ev, BaseException)
+                )
             )
         return out
 
@@ -249,7 +253,7 @@ class EvidenceRewriter:
         evidences = [job.result() for job in jobs]
         labels = [f"image {i + 1}" if len(images) > 1 else "the image" for i in range(len(images))]
         texts = {
-            i: normalize_text(ev.ocr_text)
+            i: image_request(normalize_text(ev.ocr_text))
             for i, ev in enumerate(evidences)
             if not isinstance(ev, BaseException) and ev.ocr_text.strip()
         }
