@@ -53,7 +53,10 @@ def stack(tmp_path: Path, fail_rate: float) -> Iterator[tuple[str, psutil.Proces
     cfg = tmp_path / f"proxy-{fail_rate}.yaml"
     cfg.write_text(
         f"upstream:\n  urls: [http://127.0.0.1:{up_port}/v1]\nrewriter: 'mock:rules={rules}'\n"
-        f"rate_limit: null\nserver:\n  port: {proxy_port}\n  log_level: warning\n",
+        f"rate_limit: null\nserver:\n  port: {proxy_port}\n  log_level: warning\n"
+        # a load test of the proxy's plumbing: the analysis lanes must not turn load into 429s
+        "admission:\n  image: {concurrency: 4, max_waiting: 1024, max_pending_per_key: null}\n"
+        "  text: {concurrency: 16, max_waiting: 1024}\n",
         encoding="utf-8",
     )
     with (
