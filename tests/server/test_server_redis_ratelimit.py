@@ -30,7 +30,8 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
 
 def shared(url: str, **extra: Any) -> SharedRateLimitConfig:
     data: dict[str, Any] = {
-        "backend": "redis", "redis_url": url, "requests_per_minute": SLOW_REFILL, "burst": 5
+        "backend": "redis", "redis_url": url, "requests_per_minute": SLOW_REFILL, "burst": 5,
+        "redis_timeout_s": 5.0,  # busy cores must not turn a slow answer into a failure
     }
     return SharedRateLimitConfig(**(data | extra))
 

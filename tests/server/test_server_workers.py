@@ -84,8 +84,9 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
                 {"name": "limited", "hash": hash_key(LIMITED_KEY, algo="sha256"),
                  "rate_limit": {"requests_per_minute": 0.001, "burst": LIMITED_BURST}},
             ],
-            "rate_limit": {"backend": "redis", "redis_url": redis.url, "requests_per_minute": 100000,
-                           "burst": 10000},
+            # a generous Redis timeout: on busy cores a 0.25 s call would fail open and let requests through
+            "rate_limit": {"backend": "redis", "redis_url": redis.url, "redis_timeout_s": 5.0,
+                           "requests_per_minute": 100000, "burst": 10000},
             "server": {"port": port, "log_level": "warning", "access_log": False},
         }
         path = tmp / "proxy.json"
