@@ -48,7 +48,6 @@ class HeadMeta(BaseModel):
     categories: list[str]
     threshold: float = Field(ge=0.0, le=1.0)
     """The operating point: a text is flagged when ``p_harmful >= threshold``."""
-    category_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     trained_on: dict[str, int] = Field(default_factory=dict)
     """Rows per source used for training."""
     data_sha256: str = ""
