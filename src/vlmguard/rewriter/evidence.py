@@ -47,6 +47,11 @@ from vlmguard.text import normalize_text
 from vlmguard.types import Decision, Finding, ImageData, Modality, Rewrite, RiskReport, Severity, Turn
 
 
+def _read_text(evidence: Any) -> str:
+    """The request an image's OCR text makes, normalised as every text entering the guard."""
+    return image_request(normalize_text(evidence.ocr_text))
+
+
 class EvidenceRewriter:
     """Training-free rewriter over offline evidence; makes no model calls (``model_calls == 0``).
 
@@ -188,13 +193,15 @@ class EvidenceRewriter:
         turns read together (a request split over turns), and assistant turns for injected instructions."""
         last_turn_textual = any(f.modality == Modality.TEXTUAL for f in findings)
         user = [t for t in history if t.role == "user"]
-        texts = [normalize_text(t.text) for t in user]
-        image_texts = self._image_texts(user)
-        joined = "\n".join([*(f"{a} {b}".strip() for a, b in zip(texts, image_texts, strict=True)), prompt])
-        readings = [
-            TextReading(where=f"turn {t.index + 1}", text=f"{text} {extra}".strip(), score=None, turn=t.index)
-            for t, text, extra in zip(user, texts, image_texts, strict=True)
+        turn_texts = [
+            f"{normalize_text(t.text)} {extra}".strip()
+            for t, extra in zip(user, self._image_texts(user), strict=True)
         ]
+        readings = [
+            TextReading(where=f"turn {t.index + 1}", text=text, score=None, turn=t.index)
+            for t, text in zip(user, turn_texts, strict=True)
+        ]
+        joined = "\n".join([*turn_texts, prompt])
         readings.append(TextReading(where="the user turns read together", text=joined, score=None))
         scores = self._scores([r.text for r in readings])
         readings = [r.model_copy(update={"score": s}) for r, s in zip(readings, scores, strict=True)]
@@ -222,18 +229,16 @@ class EvidenceRewriter:
                 notes[Modality.TEXTUAL] += [note] if note else []
 
     def _image_texts(self, turns: Sequence[Turn]) -> list[str]:
-        """The text read in each turn's images (one string per turn)."""
-        out = []
-        for turn in turns:
-            read = [self._perceive(img) for img in turn.images]
-            out.append(
-                " ".join(
-                    image_request(normalize_text(ev.ocr_text))
-                    for ev in read
-                    if not isinstance(ev, BaseException)
-                )
+        """The text read in each turn's images (one string per turn), the images perceived in the pool."""
+        pool = self._executor()
+        return [
+            " ".join(
+                _read_text(ev)
+                for ev in pool.map(self._perceive, turn.images)
+                if not isinstance(ev, BaseException)
             )
-        return out
+            for turn in turns
+        ]
 
     def _scores(self, texts: Sequence[str]) -> list[Any]:
         scores = self.risk.score_many(list(texts))
@@ -253,27 +258,23 @@ class EvidenceRewriter:
         evidences = [job.result() for job in jobs]
         labels = [f"image {i + 1}" if len(images) > 1 else "the image" for i in range(len(images))]
         texts = {
-            i: image_request(normalize_text(ev.ocr_text))
+            i: _read_text(ev)
             for i, ev in enumerate(evidences)
             if not isinstance(ev, BaseException) and ev.ocr_text.strip()
         }
         injections = {i: pool.submit(self.injection.score, text) for i, text in texts.items()}
 
         # One pass of the risk model over the prompt, each image's text, and the compositions.
-        readings: list[TextReading] = [TextReading(where="the prompt", text=prompt, score=None)]
-        for i, text in texts.items():
-            readings.append(TextReading(where=f"{labels[i]}'s text", text=text, score=None))
-        compositions = self._compositions(prompt, evidences, texts, labels)
-        readings += [r for r, _, _ in compositions]
+        readings = [TextReading(where="the prompt", text=prompt, score=None)]
+        readings += [
+            TextReading(where=f"{labels[i]}'s text", text=t, score=None, image=i) for i, t in texts.items()
+        ]
+        readings += self._compositions(prompt, evidences, texts, labels)
         scores = self._scores([r.text for r in readings])
         readings = [r.model_copy(update={"score": s}) for r, s in zip(readings, scores, strict=True)]
-        prompt_reading, image_readings = (
-            readings[0],
-            dict(zip(texts, readings[1 : 1 + len(texts)], strict=True)),
-        )
-        composed = [
-            (r, i, kind) for r, (_, i, kind) in zip(readings[1 + len(texts) :], compositions, strict=True)
-        ]
+        prompt_reading = readings[0]
+        image_readings = {r.image: r for r in readings[1:] if r.composed is None}
+        composed = [r for r in readings if r.composed is not None]
 
         findings: list[Finding] = []
         notes: dict[Modality, list[str]] = {m: [] for m in Modality}
@@ -296,35 +297,20 @@ class EvidenceRewriter:
 
     def _compositions(
         self, prompt: str, evidences: Sequence[Any], texts: dict[int, str], labels: Sequence[str]
-    ) -> list[tuple[TextReading, int, str]]:
+    ) -> list[TextReading]:
         """The prompt composed with each image's text and with its strongest risk concepts."""
-        out: list[tuple[TextReading, int, str]] = []
+        out: list[TextReading] = []
         for i, ev in enumerate(evidences):
             if isinstance(ev, BaseException):
                 continue
             if i in texts:
+                where = f"the prompt read with {labels[i]}'s text"
                 text = compose(prompt, image_text=texts[i])
-                out.append(
-                    (
-                        TextReading(where=f"the prompt read with {labels[i]}'s text", text=text, score=None),
-                        i,
-                        "text",
-                    )
-                )
-            concepts = sorted(ev.risk_concepts, key=lambda c: -c.score)[: self.policy.max_concepts]
-            for concept in concepts:
+                out.append(TextReading(where=where, text=text, score=None, image=i, composed="text"))
+            for concept in sorted(ev.risk_concepts, key=lambda c: -c.score)[: self.policy.max_concepts]:
+                where = f"the prompt read with what {labels[i]} shows ({concept.concept})"
                 text = compose(prompt, concept=concept.concept.replace("_", " "))
-                out.append(
-                    (
-                        TextReading(
-                            where=f"the prompt read with what {labels[i]} shows ({concept.concept})",
-                            text=text,
-                            score=None,
-                        ),
-                        i,
-                        "concept",
-                    )
-                )
+                out.append(TextReading(where=where, text=text, score=None, image=i, composed="concept"))
         return out
 
     def _textual(self, reading: TextReading, notes: dict[Modality, list[str]]) -> list[Finding]:
@@ -374,16 +360,15 @@ class EvidenceRewriter:
             notes[Modality.VISUAL] += [note] if note else []
         return findings
 
-    def _cross_modal(
-        self, composed: list[tuple[TextReading, int, str]], labels: Sequence[str]
-    ) -> list[Finding]:
+    def _cross_modal(self, composed: list[TextReading], labels: Sequence[str]) -> list[Finding]:
         findings: list[Finding] = []
-        for reading, i, kind in composed:
-            if not reading.score.flagged:
+        for reading in composed:
+            if not reading.score.flagged or reading.image is None:
                 continue
-            prefix = f"the prompt leaves its {'request' if kind == 'text' else 'object'} to {labels[i]}: "
+            text = reading.composed == "text"
+            prefix = f"the prompt leaves its {'request' if text else 'object'} to {labels[reading.image]}: "
             for finding in risk_findings(reading, Modality.CROSS_MODAL, self.policy, prefix=prefix):
-                source = "risk-model:image-text" if kind == "text" else "risk-model:concept"
+                source = "risk-model:image-text" if text else "risk-model:concept"
                 findings.append(finding.model_copy(update={"source": source}))
         return findings
 

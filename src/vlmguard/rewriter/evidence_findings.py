@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -59,6 +59,10 @@ class TextReading(BaseModel):
     score: Any
     """The :class:`~vlmguard.perception.risk_model.RiskScore`."""
     turn: int | None = None
+    image: int | None = None
+    """The image whose text this is, or that the prompt was composed with."""
+    composed: Literal["text", "concept"] | None = None
+    """For a composition: whether the prompt was read with the image's text or with a concept."""
 
 
 def risk_findings(
