@@ -2,7 +2,7 @@
 of guardrails configured in a proxy config.
 
 These cases need LiteLLM, which lives in the second environment ``.venv-litellm`` (its pins do not
-fit the main lock); ``test_server_litellm.py`` runs this file there. By hand::
+fit the main lock); ``test_litellm.py`` runs this file there. By hand::
 
     LITELLM_LOCAL_MODEL_COST_MAP=True .venv-litellm/bin/python -m pytest tests/server/litellm_hook_cases.py
 """

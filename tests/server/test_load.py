@@ -1,6 +1,6 @@
 """Load test on loopback (slow suite): 10,000 requests at concurrency 64 through a real proxy process.
 
-Run with ``.venv/bin/pytest -m slow tests/server/test_server_load.py -s`` (prints its figures).
+Run with ``.venv/bin/pytest -m slow tests/server/test_load.py -s`` (prints its figures).
 """
 
 from __future__ import annotations
