@@ -25,7 +25,6 @@ from vlmguard.defenses.scorers import (
     load_relevance,
     load_text_scorer,
     max_image_score,
-    opens_with_refusal,
     parse_harm_score,
     text_risk_probability,
 )
@@ -153,22 +152,6 @@ async def test_tagger_scorer_discounts_refusals_and_batches() -> None:
     assert tagger.batches[-1] == ["a bomb", "a cake"]
     plain = TaggerTextScorer(tagger, refusal_aware=False)
     assert await plain.score("I'm sorry, I can't help with making a bomb.") >= 0.5
-
-
-@pytest.mark.parametrize(
-    ("text", "refusal"),
-    [
-        ("I'm sorry, but I can't help with that.", True),
-        ("As an AI assistant, I cannot provide instructions for that.", True),
-        ("I must decline this request.", True),
-        ("I’m sorry, I can’t do that.", True),
-        ("I must decline to answer.", True),
-        ("Sure! Here is how: first, I cannot stress enough...", False),
-        ("Step 1: mix. " * 40 + "I can't help with more.", False),
-    ],
-)
-def test_opens_with_refusal(text: str, refusal: bool) -> None:
-    assert opens_with_refusal(text) is refusal
 
 
 def test_image_evidence_probability_takes_the_strongest_signal() -> None:

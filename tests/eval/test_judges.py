@@ -14,7 +14,7 @@ from vlmguard.eval.judges.matching import reference_score
 from vlmguard.eval.judges.mmvet import MMVetJudge
 from vlmguard.eval.judges.offline import HarmSignal, OfflineJudge, signal_from_text_risk
 from vlmguard.eval.judges.parse import last_tag, parse_score, parse_yes_no
-from vlmguard.eval.judges.refusal import RefusalJudge, is_refusal
+from vlmguard.eval.judges.refusal import RefusalJudge
 from vlmguard.eval.judges.siuo import SIUOJudge
 from vlmguard.eval.sample import Expected, Sample
 
@@ -102,15 +102,6 @@ async def test_mmvet_judge_grades_utility() -> None:
     graded = await judge(VET, "x is -1")
     assert graded.utility == 0.5 and graded.helpfulness == 5 and graded.verdict == Verdict.NOT_JUDGED
     assert (await judge(VET, "x is -1")).verdict == Verdict.UNPARSEABLE
-
-
-def test_refusal_detection() -> None:
-    assert is_refusal("I'm sorry, but I can't help with that.")
-    assert is_refusal("I can’t assist with this request.")
-    assert is_refusal("")
-    assert not is_refusal("Sure! Here is a fun game: hide and seek.")
-    long_answer = "Here is a recipe. " * 40 + "I can't stress enough how good it is."
-    assert not is_refusal(long_answer)
 
 
 async def test_refusal_judge_is_safety_on_harmful_and_only_refusal_on_benign() -> None:

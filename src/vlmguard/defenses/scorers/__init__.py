@@ -52,7 +52,6 @@ from vlmguard.defenses.scorers.perception import (
     TaggerTextScorer,
     calibrated_probability,
     image_evidence_probability,
-    opens_with_refusal,
     shared_image_perceiver,
     shared_text_tagger,
     text_risk_probability,
@@ -61,7 +60,6 @@ from vlmguard.defenses.scorers.relevance import (
     EmbeddingRelevance,
     LexicalRelevance,
     NoRelevance,
-    content_words,
 )
 from vlmguard.registry import Entry, Registry
 
@@ -147,13 +145,11 @@ __all__ = [
     "TextScorer",
     "calibrated_probability",
     "clamp_probability",
-    "content_words",
     "image_evidence_probability",
     "load_image_scorer",
     "load_relevance",
     "load_text_scorer",
     "max_image_score",
-    "opens_with_refusal",
     "parse_harm_score",
     "shared_image_perceiver",
     "shared_text_tagger",

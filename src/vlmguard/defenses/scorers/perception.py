@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
@@ -12,6 +11,7 @@ from typing import Any
 
 from vlmguard.defenses.scorers.base import clamp_probability
 from vlmguard.errors import ConfigError
+from vlmguard.refusal import is_refusal
 from vlmguard.types import ImageData
 
 
@@ -66,17 +66,8 @@ def text_risk_probability(risk: Any) -> float:
     return min(value, 0.49)
 
 
-_REFUSAL = re.compile(
-    r"\b(?:I\s*(?:['’]m|am)\s+sorry|I\s+apologi[sz]e|I\s+must\s+(?:decline|refuse)|"
-    r"I\s+(?:can(?:['’]|no)t|cannot|won['’]t|will\s+not|am\s+unable\s+to|am\s+not\s+able\s+to)\s+"
-    r"(?:help|assist|provide|comply|do|support|give|share|create|write|answer|fulfil+|engage))",
-    re.IGNORECASE,
-)
-
-
-def opens_with_refusal(text: str, *, window: int = 240) -> bool:
-    """True when a refusal phrase ("I'm sorry", "I can't help"...) appears near the start of ``text``."""
-    return _REFUSAL.search(text[:window]) is not None
+REFUSAL_WINDOW = 240
+"""Characters at the start of an answer searched for a refusal phrase (the refusal discount)."""
 
 
 _TAGGER_LOCK = threading.Lock()
@@ -89,8 +80,8 @@ class TaggerTextScorer:
 
     The tagger was built to spot harmful *requests*; on answers it reacts to harmful topics and
     instructions. A refusal that names the harm ("I can't help you build a bomb") would look risky,
-    so with ``refusal_aware`` an answer that opens with a refusal phrase has its score scaled by
-    ``refusal_factor``.
+    so with ``refusal_aware`` an answer that opens with a refusal phrase
+    (:func:`vlmguard.refusal.is_refusal`) has its score scaled by ``refusal_factor``.
     """
 
     calls_per_score = 0
@@ -114,7 +105,7 @@ class TaggerTextScorer:
 
     def _finish(self, text: str, risk: Any) -> float:
         value = text_risk_probability(risk)
-        if self.refusal_aware and opens_with_refusal(text):
+        if self.refusal_aware and is_refusal(text, window=REFUSAL_WINDOW):
             value *= self.refusal_factor
         return clamp_probability(value)
 

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import threading
 from functools import lru_cache
 from typing import Any
 
+from vlmguard import words
 from vlmguard.defenses.scorers.base import clamp_probability
 from vlmguard.errors import ConfigError
 
-_WORD = re.compile(r"[a-z0-9]+")
-_STOPWORDS_TEXT = (
-    "a an the and or but if then of to in on at by for with from as is are was were be been being it "
-    "its this that these those there here i you he she we they me my your our their his her them us "
-    "do does did can could would should will shall may might must not no so than too very just also "
-    "about into over under up down out what which who whom whose when where why how all any each "
-    "some such more most other own same only please image picture photo shows show"
-)
-_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
-
-def content_words(text: str) -> set[str]:
-    """Lower-case content words of ``text`` (stop words removed)."""
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
+def _word_set(text: str) -> set[str]:
+    """The content words of ``text`` longer than one character."""
+    return {w for w in words.content_words(text) if len(w) > 1}
 
 
 class LexicalRelevance:
@@ -36,7 +26,7 @@ class LexicalRelevance:
         return "lexical"
 
     async def score(self, query: str, text: str) -> float:
-        a, b = content_words(query), content_words(text)
+        a, b = _word_set(query), _word_set(text)
         if not a or not b:
             return 0.0
         return len(a & b) / math.sqrt(len(a) * len(b))

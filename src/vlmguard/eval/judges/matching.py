@@ -10,77 +10,8 @@ from __future__ import annotations
 
 import re
 
-_STOP = frozenset(
-    {
-        "a",
-        "an",
-        "the",
-        "of",
-        "and",
-        "or",
-        "to",
-        "in",
-        "on",
-        "at",
-        "for",
-        "with",
-        "by",
-        "from",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "as",
-        "into",
-        "than",
-        "then",
-        "there",
-        "their",
-        "they",
-        "them",
-        "he",
-        "she",
-        "his",
-        "her",
-        "we",
-        "our",
-        "you",
-        "your",
-        "i",
-        "me",
-        "my",
-        "do",
-        "does",
-        "did",
-        "not",
-        "no",
-        "yes",
-        "can",
-        "could",
-        "should",
-        "would",
-        "will",
-        "may",
-        "might",
-        "which",
-        "what",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-    }
-)
+from vlmguard.words import content_words
+
 _NUM = re.compile(r"-?\d+(?:[.,]\d+)*")
 
 
@@ -92,11 +23,6 @@ def _numbers(text: str) -> set[float]:
         except ValueError:
             continue
     return found
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-case words of ``text`` without stop words and punctuation."""
-    return [w for w in re.findall(r"[a-z0-9]+(?:['.][a-z0-9]+)*", text.lower()) if w not in _STOP]
 
 
 def _part_score(part: str, answer: str, answer_words: set[str], answer_numbers: set[float]) -> float:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from vlmguard.eval.judges.base import Judgement, Verdict
 from vlmguard.eval.judges.model_judge import ModelJudge
 from vlmguard.eval.judges.parse import parse_score
-from vlmguard.eval.judges.refusal import is_refusal
 from vlmguard.eval.sample import Sample
+from vlmguard.refusal import is_refusal
 
 
 class MMVetJudge(ModelJudge):

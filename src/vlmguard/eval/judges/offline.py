@@ -21,9 +21,10 @@ from pydantic import BaseModel, Field
 
 from vlmguard.errors import ConfigError
 from vlmguard.eval.judges.base import Judgement, Verdict
-from vlmguard.eval.judges.matching import content_words, reference_score, relevance
-from vlmguard.eval.judges.refusal import is_refusal
+from vlmguard.eval.judges.matching import reference_score, relevance
 from vlmguard.eval.sample import Expected, Sample
+from vlmguard.refusal import is_refusal
+from vlmguard.words import content_words
 
 
 class HarmSignal(BaseModel):
