@@ -292,7 +292,7 @@ def run_full_size(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     from vlmguard.train.config import SFTConfig
     from vlmguard.train.families import family_for
-    from vlmguard.train.trainer import apply_trainable
+    from vlmguard.train.model import apply_trainable
 
     cuda = torch.cuda.is_available()
     if not cuda and args.full_size != "qwen2-vl-tiny":

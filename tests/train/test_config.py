@@ -111,7 +111,7 @@ def test_shipped_deepspeed_and_accelerate_configs_parse() -> None:
 
     import yaml
 
-    from vlmguard.train.trainer import resolve_deepspeed
+    from vlmguard.train.prepare import resolve_deepspeed
 
     for stage in ("zero2", "zero3"):
         path = resolve_deepspeed(stage)

@@ -43,7 +43,7 @@ def _tiny_model(kind: str, tmp_path: Path) -> tuple[Path, object]:
 
 @pytest.mark.parametrize("kind", ["idefics3", "llava", "qwen2_vl"])
 def test_full_finetune_freezes_exactly_the_vision_tower(kind: str, tmp_path: Path) -> None:
-    from vlmguard.train.trainer import apply_trainable
+    from vlmguard.train.model import apply_trainable
 
     path, model = _tiny_model(kind, tmp_path)
     family = family_for(model.config.model_type)  # type: ignore[attr-defined]
@@ -63,7 +63,7 @@ def test_full_finetune_freezes_exactly_the_vision_tower(kind: str, tmp_path: Pat
 
 @pytest.mark.parametrize("kind", ["idefics3", "llava", "qwen2_vl"])
 def test_lora_adapts_the_language_model_only(kind: str, tmp_path: Path) -> None:
-    from vlmguard.train.trainer import apply_trainable
+    from vlmguard.train.model import apply_trainable
 
     path, model = _tiny_model(kind, tmp_path)
     family = family_for(model.config.model_type)  # type: ignore[attr-defined]

@@ -10,7 +10,8 @@ import pytest
 
 from vlmguard.errors import ConfigError
 from vlmguard.train.config import load_sft_config
-from vlmguard.train.trainer import read_metrics, run_sft
+from vlmguard.train.metrics import read_metrics
+from vlmguard.train.trainer import run_sft
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")

@@ -58,7 +58,7 @@ def train(
         click.echo(config.to_yaml(), nl=False)
         return
     if dry_run:
-        from vlmguard.train.trainer import prepare_run
+        from vlmguard.train.prepare import prepare_run
 
         prepared = prepare_run(config)
         for report in prepared.reports:
