@@ -30,7 +30,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from enum import Enum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +49,7 @@ from vlmguard.types import (
     Rewrite,
     RiskReport,
     Severity,
+    StrEnum,
     Turn,
 )
 
@@ -107,7 +107,7 @@ class GuardRequest(BaseModel):
     """The earlier turns read, oldest first."""
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What a front end does with a judged request."""
 
     FORWARD = "forward"
@@ -116,9 +116,6 @@ class Action(str, Enum):
     """Send the messages with the last user turn's text replaced by the rewritten prompt."""
     REFUSE = "refuse"
     """Do not call the target; answer with the refusal text."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Plan(BaseModel):
@@ -280,7 +277,7 @@ class RequestPipeline:
         if rewrite.decision == Decision.FORWARD and not rewrite.changed:
             return Plan(**judged, action=Action.FORWARD, messages=list(messages))
         i = request.index
-        sent = [*messages[:i], messages[i].with_text(rewrite.prompt), *messages[i + 1:]]
+        sent = [*messages[:i], messages[i].with_text(rewrite.prompt), *messages[i + 1 :]]
         return Plan(**judged, action=Action.SEND_REWRITTEN, messages=sent)
 
     async def _rewrite(self, request: GuardRequest) -> tuple[Rewrite, float, FailureKind | None]:

@@ -159,18 +159,22 @@ class Completion(BaseModel):
     """Model calls made to produce this completion (0 when cached or answered by the guard itself)."""
 
 
-class Modality(str, Enum):
+class StrEnum(str, Enum):
+    """A string enum whose ``str()`` is its value (as :class:`enum.StrEnum` from Python 3.11 on)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Modality(StrEnum):
     """Where a risk finding comes from."""
 
     TEXTUAL = "textual"
     VISUAL = "visual"
     CROSS_MODAL = "cross_modal"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How severe a risk is; ordered from ``none`` to ``critical``."""
 
     NONE = "none"
@@ -183,9 +187,6 @@ class Severity(str, Enum):
     def rank(self) -> int:
         return _SEVERITY_ORDER.index(self)
 
-    def __str__(self) -> str:
-        return self.value
-
 
 _SEVERITY_ORDER = [Severity.NONE, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 
@@ -195,7 +196,7 @@ def max_severity(values: Sequence[Severity]) -> Severity:
     return max(values, key=lambda s: s.rank, default=Severity.NONE)
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     """What the guard does with a request."""
 
     FORWARD = "forward"
@@ -204,9 +205,6 @@ class Decision(str, Enum):
     """Risky but with a legitimate reading: a rewritten prompt steers the target to a safe answer."""
     REFUSE = "refuse"
     """Severe with no safe reading: the target is not called."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Finding(BaseModel):

@@ -5,27 +5,27 @@ from __future__ import annotations
 import pytest
 
 from vlmguard.backends.mock import MockVLM
-from vlmguard.defenses.ecso import ECSODefense, Verdict, parse_self_check
+from vlmguard.defenses.ecso import ECSODefense, SelfCheckVerdict, parse_self_check
 from vlmguard.types import ImageData, Message
 
 
 @pytest.mark.parametrize(
     ("reply", "verdict"),
     [
-        ("No", Verdict.SAFE),
-        ("no.", Verdict.SAFE),
-        ("Yes, it gives bomb-making steps.", Verdict.UNSAFE),
-        ("**Yes**", Verdict.UNSAFE),
-        ("The response is fine.\nAnswer: no", Verdict.SAFE),
-        ("Yes... wait, on reflection.\nAnswer: no", Verdict.SAFE),
-        ("No.\nAnswer: yes", Verdict.UNSAFE),
-        ("I think it might be problematic", Verdict.UNPARSEABLE),
-        ("", Verdict.UNPARSEABLE),
-        ("Nobody would be harmed", Verdict.UNPARSEABLE),
-        ("Yesterday I saw", Verdict.UNPARSEABLE),
+        ("No", SelfCheckVerdict.SAFE),
+        ("no.", SelfCheckVerdict.SAFE),
+        ("Yes, it gives bomb-making steps.", SelfCheckVerdict.UNSAFE),
+        ("**Yes**", SelfCheckVerdict.UNSAFE),
+        ("The response is fine.\nAnswer: no", SelfCheckVerdict.SAFE),
+        ("Yes... wait, on reflection.\nAnswer: no", SelfCheckVerdict.SAFE),
+        ("No.\nAnswer: yes", SelfCheckVerdict.UNSAFE),
+        ("I think it might be problematic", SelfCheckVerdict.UNPARSEABLE),
+        ("", SelfCheckVerdict.UNPARSEABLE),
+        ("Nobody would be harmed", SelfCheckVerdict.UNPARSEABLE),
+        ("Yesterday I saw", SelfCheckVerdict.UNPARSEABLE),
     ],
 )
-def test_parse_self_check_is_strict(reply: str, verdict: Verdict) -> None:
+def test_parse_self_check_is_strict(reply: str, verdict: SelfCheckVerdict) -> None:
     assert parse_self_check(reply) == verdict
 
 

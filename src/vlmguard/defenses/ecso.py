@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from enum import Enum
 
 from vlmguard.backends.base import VLM
 from vlmguard.defenses.base import DefenseResult
 from vlmguard.defenses.messages import turn_images, user_turn, without_images
 from vlmguard.defenses.metering import CallMeter
 from vlmguard.text import neutralize
-from vlmguard.types import GenerateConfig, Message
+from vlmguard.types import GenerateConfig, Message, StrEnum
 
 _MARKERS = ("request", "response", "description")
 
@@ -71,22 +70,19 @@ SAFE_ANSWER_NO_IMAGE_PROMPT = """Answer the following request in a harmless and 
 {query}"""
 
 
-class Verdict(str, Enum):
+class SelfCheckVerdict(StrEnum):
     """The target's verdict on its own answer."""
 
     SAFE = "safe"
     UNSAFE = "unsafe"
     UNPARSEABLE = "unparseable"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 _ANSWER_LINE = re.compile(r"\b(?:answer|verdict)\s*[:=]\s*\**\s*(yes|no)\b", re.IGNORECASE)
 _FIRST_WORD = re.compile(r"^[\s*_`\"'(\[]*(yes|no)\b", re.IGNORECASE)
 
 
-def parse_self_check(reply: str) -> Verdict:
+def parse_self_check(reply: str) -> SelfCheckVerdict:
     """Strict reading of the self-check reply: ``yes`` -> unsafe, ``no`` -> safe, else unparseable.
 
     The last ``Answer: yes|no`` (or ``Verdict:``) line wins; without one, the reply's first word
@@ -98,9 +94,9 @@ def parse_self_check(reply: str) -> Verdict:
     else:
         first = _FIRST_WORD.match(reply)
         if first is None:
-            return Verdict.UNPARSEABLE
+            return SelfCheckVerdict.UNPARSEABLE
         word = first.group(1).lower()
-    return Verdict.UNSAFE if word == "yes" else Verdict.SAFE
+    return SelfCheckVerdict.UNSAFE if word == "yes" else SelfCheckVerdict.SAFE
 
 
 class ECSODefense:
@@ -138,7 +134,7 @@ class ECSODefense:
         )
         verdict = parse_self_check(check.text)
         meter.note(f"ecso: self-check {verdict}")
-        if verdict == Verdict.SAFE:
+        if verdict == SelfCheckVerdict.SAFE:
             return meter.result(answer, sent=sent)
 
         images = turn_images(messages, index)

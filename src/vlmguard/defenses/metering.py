@@ -83,14 +83,16 @@ class CallMeter:
         refused: bool = False,
         rewrite: Rewrite | None = None,
         finish_reason: str | None = None,
+        calls: int | None = None,
     ) -> DefenseResult:
         """The defence's result; ``completion`` is the answer, optionally with its text replaced.
 
         The returned completion's ``latency_s`` is the whole defended request and ``calls`` the
-        model calls made for it.
+        model calls made for it (or ``calls`` where given).
         """
         latency = time.perf_counter() - self.start
-        update: dict[str, object] = {"latency_s": latency, "calls": self.model_calls}
+        calls = self.model_calls if calls is None else calls
+        update: dict[str, object] = {"latency_s": latency, "calls": calls}
         if text is not None:
             update["text"] = text
         if finish_reason is not None:
@@ -109,3 +111,12 @@ class CallMeter:
             refused=refused,
             notes=list(self.notes),
         )
+
+    def refusal(self, text: str, *, model: str, rewrite: Rewrite | None = None) -> DefenseResult:
+        """The defence answers itself with a refusal and the target is not called.
+
+        The answer's ``calls`` is 0 (no model wrote it); the model calls made on the way (a
+        rewriter's, a scorer's) stay in ``extra_calls``.
+        """
+        completion = Completion(text=text, model=model, finish_reason="refused")
+        return self.result(completion, rewrite=rewrite, refused=True, calls=0)

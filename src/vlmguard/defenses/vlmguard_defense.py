@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from vlmguard.backends.base import VLM
 from vlmguard.defenses.base import DefenseResult
+from vlmguard.defenses.metering import CallMeter
 from vlmguard.pipeline import Action, ConversationWindow, PipelineConfig, RequestPipeline, policy_of
 from vlmguard.rewriter.base import Rewriter
 from vlmguard.text import DEFAULT_MAX_PROMPT_CHARS
-from vlmguard.types import Completion, FallbackPolicy, GenerateConfig, Message
+from vlmguard.types import FallbackPolicy, GenerateConfig, Message
 
 
 class VLMGuardDefense:
@@ -60,22 +60,11 @@ class VLMGuardDefense:
     async def __call__(
         self, messages: Sequence[Message], target: VLM, config: GenerateConfig | None = None
     ) -> DefenseResult:
-        start = time.perf_counter()
+        meter = CallMeter()
         plan = await self.pipeline.run(messages)
         rewrite = plan.rewrite
-        extra = rewrite.model_calls
+        meter.add_extra(rewrite.model_calls)
         if plan.action == Action.REFUSE or plan.messages is None:
-            elapsed = time.perf_counter() - start
-            completion = Completion(text=plan.refusal or "", model="vlmguard", latency_s=elapsed,
-                                    finish_reason="refused", rewrite=rewrite, calls=0)
-            return DefenseResult(completion=completion, rewrite=rewrite, extra_calls=extra, latency_s=elapsed,
-                                 overhead_s=elapsed, refused=True)
-        sent = plan.messages
-        before_target = time.perf_counter()
-        answer = await target.generate(sent, config)
-        end = time.perf_counter()
-        return DefenseResult(
-            completion=answer.model_copy(update={"rewrite": rewrite}),
-            sent=sent, rewrite=rewrite, target_calls=1, extra_calls=extra,
-            latency_s=end - start, overhead_s=(end - start) - (end - before_target),
-        )
+            return meter.refusal(plan.refusal or "", model="vlmguard", rewrite=rewrite)
+        answer = await meter.target(target, plan.messages, config)
+        return meter.result(answer, sent=plan.messages, rewrite=rewrite)

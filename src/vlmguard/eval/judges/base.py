@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
 from vlmguard.eval.sample import Sample
 from vlmguard.registry import Entry, Registry
+from vlmguard.types import StrEnum
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """A judge's safety verdict. ``unparseable`` is never counted as safe."""
 
     SAFE = "safe"
@@ -19,9 +19,6 @@ class Verdict(str, Enum):
     UNPARSEABLE = "unparseable"
     NOT_JUDGED = "not_judged"
     """The judge does not rate safety for this item (e.g. MM-Vet answer grading)."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Judgement(BaseModel):
@@ -74,27 +71,33 @@ JUDGES: Registry[Judge] = Registry(
     "judge",
     (
         Entry(
-            "offline", "vlmguard.eval.judges.offline:OfflineJudge",
+            "offline",
+            "vlmguard.eval.judges.offline:OfflineJudge",
             "no LLM: refusal strings + harmful-content tagger (approximate); MM-Vet by reference matching",
         ),
         Entry(
-            "refusal", "vlmguard.eval.judges.refusal:RefusalJudge",
+            "refusal",
+            "vlmguard.eval.judges.refusal:RefusalJudge",
             "refusal-string matching (defence success rate); needs no model",
         ),
         Entry(
-            "llm", "vlmguard.eval.judges.llm:LLMJudge",
+            "llm",
+            "vlmguard.eval.judges.llm:LLMJudge",
             "any backend rates safety 0-10 and helpfulness 0-10 (rubric)",
         ),
         Entry(
-            "siuo", "vlmguard.eval.judges.siuo:SIUOJudge",
+            "siuo",
+            "vlmguard.eval.judges.siuo:SIUOJudge",
             "SIUO protocol: safe / unsafe given warning and reference",
         ),
         Entry(
-            "mmvet", "vlmguard.eval.judges.mmvet:MMVetJudge",
+            "mmvet",
+            "vlmguard.eval.judges.mmvet:MMVetJudge",
             "MM-Vet answer grading 0-1 against the reference",
         ),
         Entry(
-            "auto", "vlmguard.eval.judges.auto:AutoJudge",
+            "auto",
+            "vlmguard.eval.judges.auto:AutoJudge",
             "per benchmark: mmvet -> mmvet, siuo -> siuo, others -> llm (offline without a model)",
         ),
     ),
