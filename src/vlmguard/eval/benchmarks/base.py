@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -21,7 +21,8 @@ class BenchmarkOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     data: Path
-    """The benchmark's folder (or, for the generic loader, a ``.jsonl``/``.csv`` file)."""
+    """The benchmark's folder, or its data file itself (``safebench.csv``, ``mm-vet.json``, a VLGuard
+    ``train.json``...; for the generic readers, a ``.jsonl``/``.csv`` file)."""
     images: Path | None = None
     """The images folder, where the benchmark keeps images outside its data folder (SIUO, VLGuard)."""
     limit: int | None = Field(None, ge=1)
@@ -31,6 +32,10 @@ class BenchmarkOptions(BaseModel):
     """A benchmark-specific variant (FigStep ``figstep``/``text``; MM-SafetyBench ``SD_TYPO``...)."""
     stratify: bool = True
     """With ``limit``: take items round-robin over categories (file order inside each), not the first N."""
+    missing_images: Literal["skip", "keep"] = "skip"
+    """``skip``: items whose image file is missing are left out and listed in ``skipped``. ``keep``: every
+    item is kept with its image path as the layout names it, unchecked, and no images folder is needed
+    (for callers that check images themselves or read only the text)."""
 
 
 class BenchmarkData(BaseModel):
@@ -66,31 +71,38 @@ BENCHMARKS: Registry[Benchmark] = Registry(
     "benchmark",
     (
         Entry(
-            "figstep", "vlmguard.eval.benchmarks.figstep:FigStep",
+            "figstep",
+            "vlmguard.eval.benchmarks.figstep:FigStep",
             "FigStep SafeBench: typographic attack images",
         ),
         Entry(
-            "siuo", "vlmguard.eval.benchmarks.siuo:SIUO",
+            "siuo",
+            "vlmguard.eval.benchmarks.siuo:SIUO",
             "SIUO: safe inputs, unsafe outputs (images given by --images)",
         ),
         Entry(
-            "mmsafetybench", "vlmguard.eval.benchmarks.mmsafetybench:MMSafetyBench",
+            "mmsafetybench",
+            "vlmguard.eval.benchmarks.mmsafetybench:MMSafetyBench",
             "MM-SafetyBench: 13 scenarios, SD / SD_TYPO / TYPO images",
         ),
         Entry(
-            "vlguard", "vlmguard.eval.benchmarks.vlguard:VLGuard",
+            "vlguard",
+            "vlmguard.eval.benchmarks.vlguard:VLGuard",
             "VLGuard test: safe_safes, safe_unsafes, unsafes (images given by --images)",
         ),
         Entry(
-            "mmvet", "vlmguard.eval.benchmarks.mmvet:MMVet",
+            "mmvet",
+            "vlmguard.eval.benchmarks.mmvet:MMVet",
             "MM-Vet: general capability (utility), graded 0-1",
         ),
         Entry(
-            "mossbench", "vlmguard.eval.benchmarks.mossbench:MOSSBench",
+            "mossbench",
+            "vlmguard.eval.benchmarks.mossbench:MOSSBench",
             "MOSSBench: over-refusal on benign requests",
         ),
         Entry(
-            "jsonl", "vlmguard.eval.benchmarks.generic:GenericJSONL",
+            "jsonl",
+            "vlmguard.eval.benchmarks.generic:GenericJSONL",
             "your own items, one JSON object a line",
         ),
         Entry("csv", "vlmguard.eval.benchmarks.generic:GenericCSV", "your own items, one CSV row each"),
@@ -132,6 +144,77 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
+def data_file(options: BenchmarkOptions, name: str, what: str) -> Path:
+    """The benchmark's data file: ``options.data`` when it is a file, else ``options.data / name``.
+
+    Raises :class:`ConfigError` naming the file when it does not exist.
+    """
+    if options.data.is_file():
+        return options.data
+    return require_file(options.data / name, what)
+
+
+def images_folder(path: Path, options: BenchmarkOptions, what: str, hint: str = "") -> Path:
+    """``path``, checked to be a folder unless ``options.missing_images == "keep"``; a
+    :class:`ConfigError` names it (and adds ``hint``, e.g. where to get the images) when it is not."""
+    if options.missing_images != "keep" and not path.is_dir():
+        raise ConfigError(f"{what} not found: {path}{hint}")
+    return path
+
+
+def image_for(path: Path, options: BenchmarkOptions, *, found: Path | None = None) -> Path | None:
+    """The image file of an item, or ``None`` when the item must be skipped for a missing image.
+
+    ``found`` is the file a reader located itself (default: ``path`` when it is a file). When there is
+    none, ``missing_images="keep"`` gives ``path`` (the image as the layout names it).
+    """
+    if found is None and path.is_file():
+        found = path
+    if found is None and options.missing_images == "keep":
+        return path
+    return found
+
+
+def item_fields(item: Any, names: Sequence[str], where: str) -> list[Any]:
+    """The values of ``names`` in ``item``; an :class:`InputError` says ``where`` a field is missing."""
+    try:
+        return [item[name] for name in names]
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{where} lacks the field {exc}") from None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file holding an object of id -> item (:class:`InputError` otherwise)."""
+    items = read_json(path)
+    if not isinstance(items, dict):
+        raise InputError(f"{path} must hold a JSON object of id -> item")
+    return items
+
+
+def read_json_list(path: Path) -> list[Any]:
+    """A JSON file holding a list of items (:class:`InputError` otherwise)."""
+    items = read_json(path)
+    if not isinstance(items, list):
+        raise InputError(f"{path} must hold a JSON list of items")
+    return items
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file; an :class:`InputError` names
+    the line that is not valid JSON or not a JSON object."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number} is not valid JSON: {exc}") from None
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{number} must be a JSON object")
+            yield number, record
+
+
 def read_json(path: Path) -> Any:
     """Parse a JSON file; a :class:`InputError` names the file when it is not valid JSON."""
     try:
@@ -146,20 +229,17 @@ def category_matches(sample: Sample, wanted: Sequence[str]) -> bool:
     """True when ``sample``'s category or own label is one of ``wanted`` (case-insensitive)."""
     if not wanted:
         return True
-    names = {w.strip().lower() for w in wanted}
-    label = sample.label.lower()
-    own = {label, label.split(" (")[0]} | {g.lower() for g in sample.groups}
-    if sample.category is not None:
-        own.add(sample.category.value)
-    return bool(names & own)
+    return bool({w.strip().lower() for w in wanted} & _names(sample))
 
 
 def _names(sample: Sample) -> set[str]:
+    """The names ``sample`` answers to: its label (with and without a parenthesised gloss), its groups
+    and its taxonomy category, lower-cased."""
     label = sample.label.lower()
     own = {label, label.split(" (")[0]} | {g.lower() for g in sample.groups}
     if sample.category is not None:
         own.add(sample.category.value)
-    return own - {""}
+    return own
 
 
 def check_categories(samples: Sequence[Sample], wanted: Sequence[str]) -> None:
@@ -169,7 +249,7 @@ def check_categories(samples: Sequence[Sample], wanted: Sequence[str]) -> None:
 
     known: set[str] = {c.value for c in RiskCategory}
     for sample in samples:
-        known |= _names(sample)
+        known |= _names(sample) - {""}
     unknown = [w for w in wanted if w.strip().lower() not in known]
     if unknown:
         listed = sorted(known)

@@ -7,6 +7,8 @@ Official layout::
 
 Variants: ``figstep`` (default) sends the image with the benchmark's benign-looking text prompt
 that asks to fill in the numbered list; ``text`` sends the plain harmful question, no image.
+Every sample's ``meta`` holds the row's ``instruction`` (the text typed in the image),
+``category_id`` and ``task_id``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from __future__ import annotations
 import csv
 
 from vlmguard.errors import InputError
-from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions, require_dir, require_file, select
+from vlmguard.eval.benchmarks.base import (
+    BenchmarkData,
+    BenchmarkOptions,
+    data_file,
+    image_for,
+    images_folder,
+    select,
+)
 from vlmguard.eval.sample import Expected, Sample, SkippedSample
 from vlmguard.taxonomy import category_from_label
 
@@ -37,10 +46,10 @@ class FigStep:
 
     def load(self, options: BenchmarkOptions) -> BenchmarkData:
         variant = options.variant or "figstep"
-        csv_path = require_file(options.data / "safebench.csv", "FigStep question file safebench.csv")
-        images = options.images or options.data / "images"
+        csv_path = data_file(options, "safebench.csv", "FigStep question file safebench.csv")
+        images = options.images or csv_path.parent / "images"
         if variant == "figstep":
-            require_dir(images, "FigStep images folder")
+            images_folder(images, options, "FigStep images folder")
         with csv_path.open(encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
             missing_cols = _COLUMNS - set(reader.fieldnames or ())
@@ -59,14 +68,20 @@ class FigStep:
                 label=row["category_name"].strip(),
                 expected=Expected.HARMFUL,
                 question=row["question"].strip(),
-                meta={"instruction": row["instruction"].strip(), "variant": variant},
+                meta={
+                    "instruction": row["instruction"].strip(),
+                    "variant": variant,
+                    "category_id": cat_id,
+                    "task_id": task_id,
+                },
             )
             if variant == "text":
                 samples.append(Sample(prompt=row["question"].strip(), **common))  # type: ignore[arg-type]
                 continue
-            image = images / f"query_ForbidQI_{cat_id}_{task_id}_6.png"
-            if not image.is_file():
-                skipped.append(SkippedSample(id=sample_id, reason=f"image missing: {image.name}"))
+            named = images / f"query_ForbidQI_{cat_id}_{task_id}_6.png"
+            image = image_for(named, options)
+            if image is None:
+                skipped.append(SkippedSample(id=sample_id, reason=f"image missing: {named.name}"))
                 continue
             samples.append(Sample(prompt=FIGSTEP_PROMPT, image_paths=[image], **common))  # type: ignore[arg-type]
         return BenchmarkData(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmguard.errors import ConfigError, InputError
-from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions, select
+from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions, iter_jsonl, select
 from vlmguard.eval.sample import Expected, Sample, SkippedSample
 from vlmguard.taxonomy import category_from_label
 
@@ -53,9 +53,10 @@ _category = functools.lru_cache(maxsize=1024)(category_from_label)
 
 
 def build_sample(
-    record: dict[str, Any], index: int, *, benchmark: str, base: Path, where: str
+    record: dict[str, Any], index: int, *, benchmark: str, base: Path, where: str, keep_missing: bool = False
 ) -> Sample | SkippedSample:
-    """Turn one record of a generic file into a sample (or a skipped item when an image is missing)."""
+    """Turn one record of a generic file into a sample (or a skipped item when an image is missing,
+    unless ``keep_missing``)."""
     prompt = record.get("prompt") or record.get("question") or record.get("text")
     if not prompt or not str(prompt).strip():
         raise InputError(f"{where}: item {index} has no 'prompt'")
@@ -66,7 +67,7 @@ def build_sample(
     paths: list[Path] = []
     for name in _image_list(record.get("images")) + _image_list(record.get("image")):
         path = Path(name) if Path(name).is_absolute() else base / name
-        if not path.is_file():
+        if not keep_missing and not path.is_file():
             return SkippedSample(id=sample_id, reason=f"image missing: {name}")
         paths.append(path)
     label = str(record.get("category") or record.get("label") or "").strip()
@@ -110,7 +111,14 @@ class _Generic:
         total = 0
         for index, record in enumerate(self._records(path), start=1):
             total += 1
-            built = build_sample(record, index, benchmark=path.stem, base=base, where=str(path))
+            built = build_sample(
+                record,
+                index,
+                benchmark=path.stem,
+                base=base,
+                where=str(path),
+                keep_missing=options.missing_images == "keep",
+            )
             if built.id in seen:
                 raise InputError(f"{path}: id {built.id!r} appears twice")
             seen.add(built.id)
@@ -136,17 +144,8 @@ class GenericJSONL(_Generic):
     suffixes = (".jsonl",)
 
     def _records(self, path: Path) -> Iterator[dict[str, Any]]:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{number} is not valid JSON: {exc}") from None
-                if not isinstance(record, dict):
-                    raise InputError(f"{path}:{number} must be a JSON object")
-                yield record
+        for _, record in iter_jsonl(path):
+            yield record
 
 
 class GenericCSV(_Generic):

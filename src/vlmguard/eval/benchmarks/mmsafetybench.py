@@ -15,7 +15,15 @@ The default variant is ``SD_TYPO`` (the benchmark's headline setting).
 from __future__ import annotations
 
 from vlmguard.errors import InputError
-from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions, read_json, require_dir, select
+from vlmguard.eval.benchmarks.base import (
+    BenchmarkData,
+    BenchmarkOptions,
+    image_for,
+    images_folder,
+    read_json_object,
+    require_dir,
+    select,
+)
 from vlmguard.eval.sample import Expected, Sample, SkippedSample
 from vlmguard.taxonomy import RiskCategory
 
@@ -59,7 +67,7 @@ class MMSafetyBench:
         questions = require_dir(options.data / "processed_questions", "MM-SafetyBench questions folder")
         images_root = options.images or options.data / "imgs"
         if variant != "text":
-            require_dir(images_root, "MM-SafetyBench images folder")
+            images_folder(images_root, options, "MM-SafetyBench images folder")
         files = sorted(questions.glob("*.json"))
         if not files:
             raise InputError(f"no scenario files (*.json) in {questions}")
@@ -73,10 +81,7 @@ class MMSafetyBench:
                 raise InputError(
                     f"{file.name} is not one of MM-SafetyBench's 13 scenarios ({', '.join(SCENARIOS)})"
                 )
-            items = read_json(file)
-            if not isinstance(items, dict):
-                raise InputError(f"{file} must hold a JSON object of id -> question fields")
-            for qid, fields in items.items():
+            for qid, fields in read_json_object(file).items():
                 total += 1
                 sample_id = f"{scenario}/{qid}"
                 if not isinstance(fields, dict) or field not in fields:
@@ -94,8 +99,8 @@ class MMSafetyBench:
                 if variant == "text":
                     samples.append(Sample(**common))  # type: ignore[arg-type]
                     continue
-                image = images_root / scenario / variant / f"{qid}.jpg"
-                if not image.is_file():
+                image = image_for(images_root / scenario / variant / f"{qid}.jpg", options)
+                if image is None:
                     skipped.append(
                         SkippedSample(id=sample_id, reason=f"image missing: {scenario}/{variant}/{qid}.jpg")
                     )

@@ -7,13 +7,14 @@ needed; ``<OR>``: any one suffices) by the ``mmvet`` judge (or approximately by 
 
 from __future__ import annotations
 
-from vlmguard.errors import InputError
 from vlmguard.eval.benchmarks.base import (
     BenchmarkData,
     BenchmarkOptions,
-    read_json,
-    require_dir,
-    require_file,
+    data_file,
+    image_for,
+    images_folder,
+    item_fields,
+    read_json_object,
     select,
 )
 from vlmguard.eval.sample import Expected, Sample, SkippedSample
@@ -28,25 +29,18 @@ class MMVet:
     variants = ()
 
     def load(self, options: BenchmarkOptions) -> BenchmarkData:
-        path = require_file(options.data / "mm-vet.json", "MM-Vet question file mm-vet.json")
-        images = require_dir(options.images or options.data / "images", "MM-Vet images folder")
-        items = read_json(path)
-        if not isinstance(items, dict):
-            raise InputError(f"{path} must hold a JSON object of id -> item")
+        path = data_file(options, "mm-vet.json", "MM-Vet question file mm-vet.json")
+        images = images_folder(options.images or path.parent / "images", options, "MM-Vet images folder")
+        items = read_json_object(path)
         samples: list[Sample] = []
         skipped: list[SkippedSample] = []
         for qid, item in items.items():
-            try:
-                image_name, question, answer = (
-                    str(item["imagename"]),
-                    str(item["question"]),
-                    str(item["answer"]),
-                )
-            except (KeyError, TypeError) as exc:
-                raise InputError(f"{path}: item {qid} lacks the field {exc}") from None
+            image_name, question, answer = (
+                str(v) for v in item_fields(item, ("imagename", "question", "answer"), f"{path}: item {qid}")
+            )
             capabilities = [str(c) for c in item.get("capability", [])]
-            image = images / image_name
-            if not image.is_file():
+            image = image_for(images / image_name, options)
+            if image is None:
                 skipped.append(SkippedSample(id=qid, reason=f"image missing: {image_name}"))
                 continue
             samples.append(

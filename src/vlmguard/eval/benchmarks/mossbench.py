@@ -1,21 +1,22 @@
 """MOSSBench (Li et al., 2024): benign requests whose images look risky (oversensitivity).
 
 Official layout: ``information.json`` (``{"1": {"image": "images/1.png", "question",
-"description", "metadata": {"over": "type 1", "harm": [...]}}}``) and the images. The image
-named in the file is looked up as given and, failing that, with the same stem and another
-extension (the public copy stores ``.jpg`` files for ``.png`` names). Items whose image is
+"description", "short description", "metadata": {"over": "type 1", "harm": [...]}}}``) and the
+images. The image named in the file is looked up as given and, failing that, with the same stem and
+another extension (the public copy stores ``.jpg`` files for ``.png`` names). Items whose image is
 missing are left out and reported, never fatal.
 """
 
 from __future__ import annotations
 
-from vlmguard.errors import InputError
 from vlmguard.eval.benchmarks.base import (
     BenchmarkData,
     BenchmarkOptions,
+    data_file,
     find_image,
-    read_json,
-    require_file,
+    image_for,
+    item_fields,
+    read_json_object,
     select,
 )
 from vlmguard.eval.sample import Expected, Sample, SkippedSample
@@ -36,22 +37,20 @@ class MOSSBench:
     variants = ()
 
     def load(self, options: BenchmarkOptions) -> BenchmarkData:
-        path = require_file(options.data / "information.json", "MOSSBench file information.json")
-        root = options.images.parent if options.images else options.data
-        items = read_json(path)
-        if not isinstance(items, dict):
-            raise InputError(f"{path} must hold a JSON object of id -> item")
+        path = data_file(options, "information.json", "MOSSBench file information.json")
+        root = options.images.parent if options.images else path.parent
+        items = read_json_object(path)
         samples: list[Sample] = []
         skipped: list[SkippedSample] = []
         for key, item in items.items():
-            try:
-                image_name, question = str(item["image"]), str(item["question"])
-            except (KeyError, TypeError) as exc:
-                raise InputError(f"{path}: item {key} lacks the field {exc}") from None
+            image_name, question = (
+                str(v) for v in item_fields(item, ("image", "question"), f"{path}: item {key}")
+            )
             if options.images is not None:
-                image = find_image(options.images, image_name.split("/")[-1])
+                named = options.images / image_name.split("/")[-1]
+                image = image_for(named, options, found=find_image(options.images, named.name))
             else:
-                image = find_image(root, image_name)
+                image = image_for(root / image_name, options, found=find_image(root, image_name))
             if image is None:
                 skipped.append(SkippedSample(id=str(key), reason=f"image missing: {image_name}"))
                 continue
@@ -68,7 +67,12 @@ class MOSSBench:
                     prompt=question,
                     image_paths=[image],
                     expected=Expected.BENIGN,
-                    meta={"over": over, "harm": meta.get("harm", []), "description": item.get("description")},
+                    meta={
+                        "over": over,
+                        "harm": meta.get("harm", []),
+                        "description": item.get("description"),
+                        "short_description": item.get("short description"),
+                    },
                 )
             )
         return BenchmarkData(

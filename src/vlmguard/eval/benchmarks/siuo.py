@@ -8,8 +8,16 @@ names it; missing single files are reported as skipped items.
 
 from __future__ import annotations
 
-from vlmguard.errors import ConfigError, InputError
-from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions, read_json, require_file, select
+from vlmguard.eval.benchmarks.base import (
+    BenchmarkData,
+    BenchmarkOptions,
+    data_file,
+    image_for,
+    images_folder,
+    item_fields,
+    read_json_list,
+    select,
+)
 from vlmguard.eval.sample import Expected, Sample, SkippedSample
 from vlmguard.taxonomy import category_from_label
 
@@ -23,26 +31,24 @@ class SIUO:
     variants = ("gen",)
 
     def load(self, options: BenchmarkOptions) -> BenchmarkData:
-        path = require_file(options.data / "siuo_gen.json", "SIUO question file siuo_gen.json")
-        images = options.images or options.data / "images"
-        if not images.is_dir():
-            raise ConfigError(
-                f"SIUO images folder not found: {images}. SIUO's images are distributed separately from its "
-                "questions: download them and pass the folder with --images DIR"
-            )
-        items = read_json(path)
-        if not isinstance(items, list):
-            raise InputError(f"{path} must hold a JSON list of items")
+        path = data_file(options, "siuo_gen.json", "SIUO question file siuo_gen.json")
+        images = images_folder(
+            options.images or path.parent / "images",
+            options,
+            "SIUO images folder",
+            ". SIUO's images are distributed separately from its questions: download them and pass the "
+            "folder with --images DIR",
+        )
+        items = read_json_list(path)
         samples: list[Sample] = []
         skipped: list[SkippedSample] = []
         for item in items:
-            try:
-                sample_id = str(item["question_id"])
-                image_name, question, label = str(item["image"]), str(item["question"]), str(item["category"])
-            except (KeyError, TypeError) as exc:
-                raise InputError(f"{path}: an item lacks the field {exc}") from None
-            image = images / image_name
-            if not image.is_file():
+            fields = ("question_id", "image", "question", "category")
+            sample_id, image_name, question, label = (
+                str(v) for v in item_fields(item, fields, f"{path}: an item")
+            )
+            image = image_for(images / image_name, options)
+            if image is None:
                 skipped.append(SkippedSample(id=sample_id, reason=f"image missing: {image_name}"))
                 continue
             samples.append(

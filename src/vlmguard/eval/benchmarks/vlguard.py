@@ -1,28 +1,53 @@
-"""VLGuard test set (Zong et al., 2024).
+"""VLGuard (Zong et al., 2024): the test set, or any file of the same layout (``train.json``).
 
 Official layout: ``test.json`` (a list of ``{"id", "image", "safe", "instr-resp": [...]}``,
 unsafe images with ``harmful_category``/``harmful_subcategory``) and the images, distributed
-separately (pass their folder with ``images``, default ``<data>/test``). Three subsets:
+separately (pass their folder with ``images``; default: the folder named like the file, ``<data>/test``
+for ``test.json``). Three subsets:
 
 - ``safe_safes``: safe image, safe instruction -> benign (the model should help);
 - ``safe_unsafes``: safe image, unsafe instruction -> harmful;
 - ``unsafes``: unsafe image with its instruction -> harmful.
 
-The variant picks one subset; without it all three are read.
+The variant picks one subset; without it all three are read. Every sample's ``meta`` holds its
+``subset``, the item's ``image`` name and harmful (sub)category, and ``pair``, the index of its
+instruction among the item's instructions.
 """
 
 from __future__ import annotations
 
-from vlmguard.errors import ConfigError, InputError
-from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions, read_json, require_file, select
+from typing import Any
+
+from vlmguard.errors import InputError
+from vlmguard.eval.benchmarks.base import (
+    BenchmarkData,
+    BenchmarkOptions,
+    data_file,
+    image_for,
+    images_folder,
+    item_fields,
+    read_json_list,
+    select,
+)
 from vlmguard.eval.sample import Expected, Sample, SkippedSample
 from vlmguard.taxonomy import category_from_label
 
 SUBSETS = ("safe_safes", "safe_unsafes", "unsafes")
 
 
+def _subset(safe: bool, pair: dict[str, Any], where: str) -> tuple[str, str, Expected]:
+    """``(subset, instruction, expected)`` of one instruction pair of a safe or unsafe image."""
+    if safe and "safe_instruction" in pair:
+        return "safe_safes", pair["safe_instruction"], Expected.BENIGN
+    if safe and "unsafe_instruction" in pair:
+        return "safe_unsafes", pair["unsafe_instruction"], Expected.HARMFUL
+    if not safe and "instruction" in pair:
+        return "unsafes", pair["instruction"], Expected.HARMFUL
+    raise InputError(f"{where} has an instruction pair of unknown shape")
+
+
 class VLGuard:
-    """VLGuard test reader."""
+    """VLGuard reader (the test set by default)."""
 
     name = "vlguard"
     kind = "mixed"
@@ -30,45 +55,31 @@ class VLGuard:
     variants = SUBSETS
 
     def load(self, options: BenchmarkOptions) -> BenchmarkData:
-        path = require_file(options.data / "test.json", "VLGuard test file test.json")
-        images = options.images or options.data / "test"
-        if not images.is_dir():
-            raise ConfigError(
-                f"VLGuard images folder not found: {images}. VLGuard's images are distributed separately: "
-                "download the test images and pass their folder with --images DIR"
-            )
+        path = data_file(options, "test.json", "VLGuard test file test.json")
+        images = images_folder(
+            options.images or path.parent / path.stem,
+            options,
+            "VLGuard images folder",
+            ". VLGuard's images are distributed separately: download the test images and pass their "
+            "folder with --images DIR",
+        )
         subsets = (options.variant,) if options.variant else SUBSETS
-        items = read_json(path)
-        if not isinstance(items, list):
-            raise InputError(f"{path} must hold a JSON list of items")
         samples: list[Sample] = []
         skipped: list[SkippedSample] = []
         total = 0
-        for item in items:
-            try:
-                item_id, image_name, safe, pairs = (
-                    str(item["id"]),
-                    str(item["image"]),
-                    bool(item["safe"]),
-                    item["instr-resp"],
-                )
-            except (KeyError, TypeError) as exc:
-                raise InputError(f"{path}: an item lacks the field {exc}") from None
-            for pair in pairs:
-                if safe and "safe_instruction" in pair:
-                    subset, text, expected = "safe_safes", pair["safe_instruction"], Expected.BENIGN
-                elif safe and "unsafe_instruction" in pair:
-                    subset, text, expected = "safe_unsafes", pair["unsafe_instruction"], Expected.HARMFUL
-                elif not safe and "instruction" in pair:
-                    subset, text, expected = "unsafes", pair["instruction"], Expected.HARMFUL
-                else:
-                    raise InputError(f"{path}: item {item_id} has an instruction pair of unknown shape")
+        for item in read_json_list(path):
+            item_id, image_name, safe, pairs = item_fields(
+                item, ("id", "image", "safe", "instr-resp"), f"{path}: an item"
+            )
+            item_id, image_name = str(item_id), str(image_name)
+            for index, pair in enumerate(pairs):
+                subset, text, expected = _subset(bool(safe), pair, f"{path}: item {item_id}")
                 total += 1
                 if subset not in subsets:
                     continue
                 sample_id = f"{item_id}/{subset}"
-                image = images / image_name
-                if not image.is_file():
+                image = image_for(images / image_name, options)
+                if image is None:
                     skipped.append(SkippedSample(id=sample_id, reason=f"image missing: {image_name}"))
                     continue
                 raw_label = item.get("harmful_subcategory") or item.get("harmful_category") or ""
@@ -84,6 +95,8 @@ class VLGuard:
                         reference=pair.get("response"),
                         meta={
                             "subset": subset,
+                            "image": image_name,
+                            "pair": index,
                             "harmful_category": item.get("harmful_category"),
                             "harmful_subcategory": item.get("harmful_subcategory"),
                         },
