@@ -29,19 +29,17 @@ class MMVetJudge(ModelJudge):
         )
         raw = completion.text
         score = parse_score(raw, "score", low=0, high=1)
-        common = dict(
-            judge=self.name,
-            judge_model=self.model,
-            prompt_version=self.prompt_version,
-            raw=raw,
-            calls=completion.calls,
-            latency_s=latency,
-            refused=is_refusal(response),
-        )
+        refused = is_refusal(response)
         if score is None:
-            return Judgement(
-                verdict=Verdict.UNPARSEABLE, rationale="judge reply lacks a valid <score> in 0-1", **common
-            )  # type: ignore[arg-type]
-        return Judgement(
-            verdict=Verdict.NOT_JUDGED, utility=score, helpfulness=round(10 * score, 2), **common
-        )  # type: ignore[arg-type]
+            rationale = "judge reply lacks a valid <score> in 0-1"
+            return self.judgement(
+                completion, latency, Verdict.UNPARSEABLE, refused=refused, rationale=rationale
+            )
+        return self.judgement(
+            completion,
+            latency,
+            Verdict.NOT_JUDGED,
+            refused=refused,
+            utility=score,
+            helpfulness=round(10 * score, 2),
+        )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from vlmguard.backends.base import VLM
+from vlmguard.eval.judges.base import Judgement, Verdict
 from vlmguard.prompts import PromptTemplate, load_prompt
 from vlmguard.text import neutralize
 from vlmguard.types import Completion, GenerateConfig, Message
@@ -64,6 +66,19 @@ class ModelJudge:
         start = time.perf_counter()
         completion = await self.backend.generate(messages, self.config)
         return completion, time.perf_counter() - start
+
+    def judgement(self, completion: Completion, latency: float, verdict: Verdict, **fields: Any) -> Judgement:
+        """This judge's judgement from its reply ``completion`` (which model, prompt, reply, calls, time)."""
+        return Judgement(
+            judge=self.name,
+            judge_model=self.model,
+            prompt_version=self.prompt_version,
+            raw=completion.text,
+            calls=completion.calls,
+            latency_s=latency,
+            verdict=verdict,
+            **fields,
+        )
 
     async def aclose(self) -> None:
         await self.backend.aclose()
