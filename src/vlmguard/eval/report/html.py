@@ -5,17 +5,8 @@ from __future__ import annotations
 import html
 from datetime import datetime, timezone
 
-from vlmguard.eval.report import plots
+from vlmguard.eval.report import plots, tables
 from vlmguard.eval.report.data import ReportData
-from vlmguard.eval.report.tables import (
-    APPROXIMATE_NOTE,
-    CATEGORY_COLUMNS,
-    COLUMNS,
-    RUN_COLUMNS,
-    category_cells,
-    row_cells,
-    run_rows,
-)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1280px;
@@ -61,22 +52,17 @@ def render_html(report: ReportData) -> str:
     if report.approximate:
         parts.append(
             f'<div class="note" id="approximate"><strong>Approximate.</strong> '
-            f"{html.escape(APPROXIMATE_NOTE)}</div>"
+            f"{html.escape(tables.APPROXIMATE_NOTE)}</div>"
         )
     parts.append("<h2>Runs</h2>")
-    parts.append(
-        _table(
-            RUN_COLUMNS,
-            run_rows(report),
-        )
-    )
+    parts.append(_table(tables.RUN_COLUMNS, tables.run_rows(report)))
     parts.append("<h2>Summary</h2>")
     parts.append(
         '<p class="muted">95% bootstrap intervals in brackets. Unparseable verdicts count as not safe; '
         "errors are excluded from rates and listed below. Gain vs none: relative change of mean safety "
         "score / safety rate over no defence on the same benchmark.</p>"
     )
-    parts.append(_table(COLUMNS, [row_cells(report, row) for row in report.rows], cls="summary"))
+    parts.append(_table(tables.COLUMNS, tables.summary_rows(report), cls="summary"))
 
     parts.append("<h2>Plots</h2>")
     for bench in dict.fromkeys(r.benchmark for r in report.rows):
@@ -88,10 +74,10 @@ def render_html(report: ReportData) -> str:
     for row in report.rows:
         parts.append(
             f"<details><summary>{html.escape(row.benchmark)} · {html.escape(report.label(row))}"
-            f"</summary>{_table(CATEGORY_COLUMNS, [category_cells(c, m) for c, m in row.categories.items()])}"
+            f"</summary>{_table(tables.CATEGORY_COLUMNS, tables.category_rows(row))}"
             "</details>"
         )
-    errors = [row for row in report.rows if row.metrics.errors]
+    errors = tables.error_rows(report)
     if errors:
         parts.append(
             '<h2 id="errors">Errors</h2><p>Samples the defence or target could not answer '
@@ -104,13 +90,12 @@ def render_html(report: ReportData) -> str:
                 f"{html.escape('; '.join(row.metrics.error_examples))}</li>"
             )
         parts.append("</ul>")
-    skipped = [(r, b, items) for r in report.runs for b, items in r.skipped.items()]
+    skipped = tables.left_out(report)
     if skipped:
         parts.append("<h2>Items left out (incomplete data)</h2><ul>")
-        for run, bench, items in skipped:
-            ids = ", ".join(i.get("id", "?") for i in items[:20]) + (" ..." if len(items) > 20 else "")
+        for label, bench, count, ids in skipped:
             parts.append(
-                f"<li>{html.escape(run.label)} · {html.escape(bench)}: {len(items)} item(s) without "
+                f"<li>{html.escape(label)} · {html.escape(bench)}: {count} item(s) without "
                 f"their image: {html.escape(ids)}</li>"
             )
         parts.append("</ul>")

@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
+from vlmguard.eval.report import tables
 from vlmguard.eval.report.data import ReportData
-from vlmguard.eval.report.tables import (
-    APPROXIMATE_NOTE,
-    CATEGORY_COLUMNS,
-    COLUMNS,
-    RUN_COLUMNS,
-    category_cells,
-    row_cells,
-    run_rows,
-)
 
 
 def _table(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> str:
@@ -25,21 +17,16 @@ def _table(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> str:
 
 def summary_table(report: ReportData) -> str:
     """The main comparison table (one row per run x benchmark x defence)."""
-    return _table(COLUMNS, [row_cells(report, row) for row in report.rows])
+    return _table(tables.COLUMNS, tables.summary_rows(report))
 
 
 def render_markdown(report: ReportData) -> str:
     """The whole report as Markdown."""
     out = ["# Evaluation report", ""]
     if report.approximate:
-        out += [f"> **Approximate.** {APPROXIMATE_NOTE}", ""]
+        out += [f"> **Approximate.** {tables.APPROXIMATE_NOTE}", ""]
     out += ["## Runs", ""]
-    out.append(
-        _table(
-            RUN_COLUMNS,
-            run_rows(report),
-        )
-    )
+    out.append(_table(tables.RUN_COLUMNS, tables.run_rows(report)))
     out += [
         "",
         "## Summary",
@@ -57,10 +44,10 @@ def render_markdown(report: ReportData) -> str:
         out += [
             f"### {row.benchmark} · {report.label(row)}",
             "",
-            _table(CATEGORY_COLUMNS, [category_cells(c, m) for c, m in row.categories.items()]),
+            _table(tables.CATEGORY_COLUMNS, tables.category_rows(row)),
             "",
         ]
-    errors = [row for row in report.rows if row.metrics.errors]
+    errors = tables.error_rows(report)
     if errors:
         out += ["## Errors", "", "Samples the defence or target could not answer (not counted as safe):", ""]
         for row in errors:
@@ -69,12 +56,11 @@ def render_markdown(report: ReportData) -> str:
                 + "; ".join(row.metrics.error_examples)
             )
         out.append("")
-    skipped = [(r, b, items) for r in report.runs for b, items in r.skipped.items()]
+    skipped = tables.left_out(report)
     if skipped:
         out += ["## Items left out (incomplete data)", ""]
-        for run, bench, items in skipped:
-            reasons = ", ".join(i.get("id", "?") for i in items[:20]) + (" ..." if len(items) > 20 else "")
-            out.append(f"- {run.label} · {bench}: {len(items)} item(s) without their image: {reasons}")
+        for label, bench, count, ids in skipped:
+            out.append(f"- {label} · {bench}: {count} item(s) without their image: {ids}")
         out.append("")
     for run in report.runs:
         if run.command:

@@ -85,6 +85,31 @@ def category_cells(name: str, metrics: GroupMetrics) -> list[str]:
     ]
 
 
+def category_rows(row: Row) -> list[list[str]]:
+    """One row of cells per category of ``row``, for the ``CATEGORY_COLUMNS`` table."""
+    return [category_cells(name, metrics) for name, metrics in row.categories.items()]
+
+
+def summary_rows(report: ReportData) -> list[list[str]]:
+    """One row of cells per run x benchmark x defence, for the ``COLUMNS`` table."""
+    return [row_cells(report, row) for row in report.rows]
+
+
+def error_rows(report: ReportData) -> list[Row]:
+    """The rows with samples the defence or target could not answer."""
+    return [row for row in report.rows if row.metrics.errors]
+
+
+def left_out(report: ReportData, *, show: int = 20) -> list[tuple[str, str, int, str]]:
+    """Items left out for incomplete data: (run label, benchmark, count, the first ``show`` ids)."""
+    found = []
+    for run in report.runs:
+        for bench, items in run.skipped.items():
+            ids = ", ".join(i.get("id", "?") for i in items[:show]) + (" ..." if len(items) > show else "")
+            found.append((run.label, bench, len(items), ids))
+    return found
+
+
 CATEGORY_COLUMNS = ("category", "n", "safety score", "safety rate", "helpfulness", "over-refusal", "errors")
 
 RUN_COLUMNS = ("run", "target", "judge", "judge model", "judge prompt", "status")
