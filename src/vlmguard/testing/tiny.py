@@ -174,6 +174,19 @@ def _text_config(tok: Any, model_type: str = "llama") -> dict[str, Any]:
     return cfg
 
 
+def _vision_config(**extra: Any) -> dict[str, Any]:
+    """The tiny ViT of the SigLIP / CLIP style families, with ``extra`` keys."""
+    return {
+        "hidden_size": VISION_HIDDEN,
+        "intermediate_size": VISION_HIDDEN * 2,
+        "num_hidden_layers": VISION_LAYERS,
+        "num_attention_heads": VISION_HEADS,
+        "image_size": IMAGE_SIZE,
+        "patch_size": PATCH_SIZE,
+        **extra,
+    }
+
+
 def _build_idefics3(tok: Any) -> tuple[Any, Any]:
     from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
     from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
@@ -181,14 +194,7 @@ def _build_idefics3(tok: Any) -> tuple[Any, Any]:
     scale = 2
     config = Idefics3Config(
         text_config=_text_config(tok),
-        vision_config={
-            "hidden_size": VISION_HIDDEN,
-            "intermediate_size": VISION_HIDDEN * 2,
-            "num_hidden_layers": VISION_LAYERS,
-            "num_attention_heads": VISION_HEADS,
-            "image_size": IMAGE_SIZE,
-            "patch_size": PATCH_SIZE,
-        },
+        vision_config=_vision_config(),
         scale_factor=scale,
         image_token_id=tok.convert_tokens_to_ids("<image>"),
         tie_word_embeddings=False,
@@ -214,16 +220,7 @@ def _build_llava(tok: Any) -> tuple[Any, Any]:
 
     config = LlavaConfig(
         text_config=_text_config(tok),
-        vision_config={
-            "model_type": "clip_vision_model",
-            "hidden_size": VISION_HIDDEN,
-            "intermediate_size": VISION_HIDDEN * 2,
-            "num_hidden_layers": VISION_LAYERS,
-            "num_attention_heads": VISION_HEADS,
-            "image_size": IMAGE_SIZE,
-            "patch_size": PATCH_SIZE,
-            "projection_dim": VISION_HIDDEN,
-        },
+        vision_config=_vision_config(model_type="clip_vision_model", projection_dim=VISION_HIDDEN),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         image_seq_length=(IMAGE_SIZE // PATCH_SIZE) ** 2,
         vision_feature_select_strategy="default",
