@@ -1,4 +1,8 @@
-"""Supervised fine-tuning of the rewriter: config, data checks, collator, trainer, export.
+"""Supervised fine-tuning of the rewriter.
+
+Modules: ``config`` (the run's settings), ``data`` (row checks), ``prepare`` (checks and data before
+the model), ``model`` (loading, what trains), ``collator``, ``trl_setup`` (what TRL is handed),
+``metrics`` (``metrics.jsonl``), ``trainer`` (:func:`run_sft`), ``export`` (servable models).
 
 Entry points (each imports torch / transformers / trl only when called)::
 
