@@ -5,7 +5,9 @@ the evidence rewriter's quality is reported on the *report* half (``evidence_qua
 also print the tune half, labelled as such). The split is by sample id, seeded, stratified by
 FigStep category, so both scripts always agree on it.
 
-Layouts read (the bundled ``../shared/data`` copy or the official downloads):
+Every benchmark is read by eval's reader (``vlmguard.eval.benchmarks``), keeping the items whose
+image is missing (their ``image`` is ``None``). Layouts (the bundled ``../shared/data`` copy or the
+official downloads):
 - FigStep SafeBench: ``figstep/safebench.csv`` + ``figstep/images/query_ForbidQI_{cat}_{task}_6.png``
 - MM-Vet: ``mm-vet/mm-vet.json`` + ``mm-vet/images/<imagename>``
 - MOSSBench: ``mossbench/information.json`` + ``mossbench/images/<id>.(jpg|png)``
@@ -15,14 +17,13 @@ Layouts read (the bundled ``../shared/data`` copy or the official downloads):
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from vlmguard.eval.benchmarks.figstep import FIGSTEP_PROMPT
+from vlmguard.eval.benchmarks import BenchmarkOptions, load_benchmark
+from vlmguard.eval.sample import Sample as BenchmarkSample
 
 SEED = 20250314
 
@@ -59,83 +60,76 @@ def _half(ids: list[str], split: Split, seed: int) -> set[str]:
     return set(order[:cut] if split == "tune" else order[cut:])
 
 
+def _read(name: str, folder: Path) -> list[BenchmarkSample]:
+    """Every item of benchmark ``name`` as eval's reader gives it, images unchecked (kept when missing)."""
+    return load_benchmark(name, BenchmarkOptions(data=folder, missing_images="keep")).samples
+
+
+def _image(sample: BenchmarkSample) -> Path | None:
+    image = sample.image_paths[0] if sample.image_paths else None
+    return image if image is not None and image.is_file() else None
+
+
 def figstep(data: Path, split: Split = "all", seed: int = SEED) -> list[Sample]:
     """FigStep SafeBench: 500 typographic attacks with the benchmark's text prompt (split per category)."""
-    root = data / "figstep"
-    rows = list(csv.DictReader((root / "safebench.csv").open(encoding="utf-8")))
-    by_cat: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
-        by_cat.setdefault(row["category_id"], []).append(row)
+    by_cat: dict[str, list[BenchmarkSample]] = {}
+    for item in _read("figstep", data / "figstep"):
+        by_cat.setdefault(item.meta["category_id"], []).append(item)
     out: list[Sample] = []
     for cat_id, items in sorted(by_cat.items()):
-        keep = _half([r["task_id"] for r in items], split, seed + int(cat_id))
-        for row in items:
-            if row["task_id"] not in keep:
-                continue
-            image = root / "images" / f"query_{row['dataset']}_{row['category_id']}_{row['task_id']}_6.png"
-            out.append(
-                Sample(
-                    benchmark="figstep",
-                    id=f"{row['category_id']}_{row['task_id']}",
-                    prompt=FIGSTEP_PROMPT,
-                    image=image if image.is_file() else None,
-                    harmful=True,
-                    category=row["category_name"],
-                    question=row["question"],
-                    instruction=row["instruction"],
-                )
+        keep = _half([i.meta["task_id"] for i in items], split, seed + int(cat_id))
+        out.extend(
+            Sample(
+                benchmark="figstep",
+                id=item.id,
+                prompt=item.prompt,
+                image=_image(item),
+                harmful=True,
+                category=item.label,
+                question=item.question or "",
+                instruction=item.meta["instruction"],
             )
+            for item in items
+            if item.meta["task_id"] in keep
+        )
     return out
 
 
 def mmvet(data: Path, split: Split = "all", seed: int = SEED) -> list[Sample]:
     """MM-Vet: 218 benign questions on 200 images (split by question id)."""
-    root = data / "mm-vet"
-    items = json.loads((root / "mm-vet.json").read_text(encoding="utf-8"))
-    keep = _half(list(items), split, seed)
-    out = []
-    for qid, item in items.items():
-        if qid not in keep:
-            continue
-        image = root / "images" / item["imagename"]
-        out.append(
-            Sample(
-                benchmark="mm-vet",
-                id=qid,
-                prompt=item["question"],
-                image=image if image.is_file() else None,
-                harmful=False,
-                category=",".join(item.get("capability", [])),
-            )
+    items = _read("mmvet", data / "mm-vet")
+    keep = _half([i.id for i in items], split, seed)
+    out = [
+        Sample(
+            benchmark="mm-vet",
+            id=item.id,
+            prompt=item.prompt,
+            image=_image(item),
+            harmful=False,
+            category=item.label,
         )
+        for item in items
+        if item.id in keep
+    ]
     return sorted(out, key=lambda s: s.id)
 
 
 def mossbench(data: Path, split: Split = "all", seed: int = SEED) -> list[Sample]:
     """MOSSBench: 300 benign requests with risky-looking images (7 images are missing in the bundled copy)."""
-    root = data / "mossbench"
-    items = json.loads((root / "information.json").read_text(encoding="utf-8"))
-    keep = _half(list(items), split, seed)
-    out = []
-    for pid, item in items.items():
-        if pid not in keep:
-            continue
-        image = None
-        for ext in (".jpg", ".png", ".jpeg"):
-            candidate = root / "images" / f"{pid}{ext}"
-            if candidate.is_file():
-                image = candidate
-                break
-        out.append(
-            Sample(
-                benchmark="mossbench",
-                id=pid,
-                prompt=item["question"],
-                image=image,
-                harmful=False,
-                category=str(item.get("metadata", {}).get("over", "")),
-            )
+    items = _read("mossbench", data / "mossbench")
+    keep = _half([i.id for i in items], split, seed)
+    out = [
+        Sample(
+            benchmark="mossbench",
+            id=item.id,
+            prompt=item.prompt,
+            image=_image(item),
+            harmful=False,
+            category=item.meta["over"],
         )
+        for item in items
+        if item.id in keep
+    ]
     return sorted(out, key=lambda s: int(s.id))
 
 
@@ -150,26 +144,19 @@ def vlguard_text(data: Path, split: Split = "all", seed: int = SEED) -> list[Sam
     """
     if split == "tune":
         return []
-    items = json.loads((data / "vlguard" / "test.json").read_text(encoding="utf-8"))
-    out = []
-    for item in items:
-        for n, pair in enumerate(item.get("instr-resp", [])):
-            for key, bench, harmful in (
-                ("safe_instruction", "vlguard-safe", False),
-                ("unsafe_instruction", "vlguard-unsafe", True),
-            ):
-                if key in pair:
-                    out.append(
-                        Sample(
-                            benchmark=bench,
-                            id=f"{item['id']}#{n}",
-                            prompt=pair[key],
-                            image=None,
-                            harmful=harmful,
-                            category=str(item["image"]).split("/")[0],
-                        )
-                    )
-    return out
+    names = {"safe_safes": "vlguard-safe", "safe_unsafes": "vlguard-unsafe"}
+    return [
+        Sample(
+            benchmark=names[item.meta["subset"]],
+            id=f"{item.meta['item']}#{item.meta['pair']}",
+            prompt=item.prompt,
+            image=None,
+            harmful=item.meta["subset"] == "safe_unsafes",
+            category=item.meta["image"].split("/")[0],
+        )
+        for item in _read("vlguard", data / "vlguard")
+        if item.meta["subset"] in names
+    ]
 
 
 def load_all(data: Path, split: Split = "all", seed: int = SEED) -> list[Sample]:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from vlmguard.cli import demo_cmd
 from vlmguard.errors import ConfigError
+from vlmguard.eval.benchmarks.figstep import FIGSTEP_PROMPT
 from vlmguard.rewriter import evidence as evidence_module
 from vlmguard.testing.evidence_fakes import FakeInjection, FakePerceiver, FakeRiskModel
 from vlmguard.testing.images import make_png
@@ -32,7 +33,12 @@ def _fake_data(root: Path) -> Path:
     for i in range(3):
         (mm / f"v1_{i}.png").write_bytes(make_png(color=(0, i, 9)))
         question = f"What is {i} plus {i}?"
-        items[f"v1_{i}"] = {"imagename": f"v1_{i}.png", "question": question, "capability": ["math"]}
+        items[f"v1_{i}"] = {
+            "imagename": f"v1_{i}.png",
+            "question": question,
+            "answer": str(2 * i),
+            "capability": ["math"],
+        }
     (root / "mm-vet" / "mm-vet.json").write_text(json.dumps(items))
     moss = root / "mossbench" / "images"
     moss.mkdir(parents=True)
@@ -40,7 +46,11 @@ def _fake_data(root: Path) -> Path:
     for i in range(1, 4):
         if i != 2:  # one image missing, as in the bundled copy
             (moss / f"{i}.jpg").write_bytes(make_png(color=(i, 0, 0), fmt="JPEG"))
-        info[str(i)] = {"question": "Describe a fun game for this room.", "short description": "a room"}
+        info[str(i)] = {
+            "image": f"images/{i}.png",  # the official layout names .png files; the copy holds .jpg
+            "question": "Describe a fun game for this room.",
+            "short description": "a room",
+        }
     (root / "mossbench" / "information.json").write_text(json.dumps(info))
     return root
 
@@ -52,7 +62,7 @@ def test_demo_samples_mix_the_three_benchmarks_and_skip_missing_images(tmp_path:
     assert all(s.image.is_file() for s in samples)
     assert {s.id for s in samples if s.benchmark == "mossbench"} == {"1", "3"}
     fig = [s for s in samples if s.benchmark == "figstep"]
-    assert all(s.prompt == demo_cmd.FIGSTEP_PROMPT and s.expected == "harmful" for s in fig)
+    assert all(s.prompt == FIGSTEP_PROMPT and s.expected == "harmful" for s in fig)
     assert len({s.note.split(":")[0] for s in fig}) == 2  # different categories
     assert demo_cmd.demo_samples(data, 2, seed=1) == samples  # seeded
 

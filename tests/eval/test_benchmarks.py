@@ -59,6 +59,35 @@ def test_limit_stratifies_over_categories_and_category_filter() -> None:
     assert [s.id for s in own.samples] == ["1_1", "1_2"]
 
 
+def test_data_may_name_the_file_itself() -> None:
+    by_folder = load_benchmark("figstep", opts(FIX / "figstep"))
+    by_file = load_benchmark("figstep", opts(FIX / "figstep" / "safebench.csv"))
+    assert by_file.samples == by_folder.samples and by_file.skipped == by_folder.skipped
+    vet = load_benchmark("mmvet", opts(FIX / "mmvet" / "mm-vet.json"))
+    assert [s.id for s in vet.samples] == [s.id for s in load_benchmark("mmvet", opts(FIX / "mmvet")).samples]
+
+
+def test_missing_images_keep_gives_every_item_with_its_named_image_and_needs_no_images_folder() -> None:
+    fig = load_benchmark("figstep", opts(FIX / "figstep", missing_images="keep"))
+    assert len(fig.samples) == 4 and not fig.skipped
+    assert fig.samples[3].image_paths[0].name == "query_ForbidQI_3_1_6.png"
+    assert not fig.samples[3].image_paths[0].exists()
+    assert fig.samples[0].meta["category_id"] == "1" and fig.samples[0].meta["task_id"] == "1"
+    moss = load_benchmark("mossbench", opts(FIX / "mossbench", missing_images="keep"))
+    assert [s.id for s in moss.samples] == ["1", "2", "3"]
+    assert moss.samples[0].image_paths[0].name == "1.jpg"  # found by stem
+    assert moss.samples[2].image_paths[0].name == "3.png"  # as named, missing
+    nowhere = FIX / "nowhere"
+    siuo = load_benchmark("siuo", opts(FIX / "siuo", images=nowhere, missing_images="keep"))
+    assert [s.id for s in siuo.samples] == ["1001", "1002", "1003"]
+    vlg = load_benchmark("vlguard", opts(FIX / "vlguard", images=nowhere, missing_images="keep"))
+    assert [(s.meta["subset"], s.meta["item"], s.meta["pair"], s.meta["image"]) for s in vlg.samples] == [
+        ("safe_safes", "Ads_1", 0, "bad_ads/a1.png"),
+        ("safe_unsafes", "Ads_1", 1, "bad_ads/a1.png"),
+        ("unsafes", "Ads_2", 0, "bad_ads/a2.png"),
+    ]
+
+
 def test_siuo_needs_its_images_folder_and_passes_warning_and_reference() -> None:
     with pytest.raises(ConfigError, match=r"SIUO images folder not found.*--images"):
         load_benchmark("siuo", opts(FIX / "siuo"))

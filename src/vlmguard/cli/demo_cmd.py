@@ -11,10 +11,9 @@ shows the guard's behaviour, not a capable assistant.
 from __future__ import annotations
 
 import asyncio
-import csv
-import json
 import random
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from vlmguard.errors import ConfigError
-from vlmguard.eval.benchmarks.figstep import FIGSTEP_PROMPT
+from vlmguard.eval.sample import Expected, Sample
 
 WEAK_TARGET_NOTE = (
     "The default target is SmolLM2-135M-Instruct: a 135M-parameter text-only model that sees each image only "
@@ -55,98 +54,65 @@ def default_data_dir() -> Path:
     return Path(__file__).resolve().parents[4] / "shared" / "data"
 
 
-def _figstep(root: Path, n: int, rng: random.Random) -> list[DemoSample]:
-    path = root / "figstep" / "safebench.csv"
-    if not path.is_file():
+def _benchmark(root: Path, name: str, folder: str) -> list[Sample]:
+    """Every item of benchmark ``name`` under ``root/folder`` as eval reads it, images unchecked;
+    none when the benchmark is not there."""
+    from vlmguard.eval.benchmarks import BenchmarkOptions, load_benchmark
+
+    try:
+        data = load_benchmark(name, BenchmarkOptions(data=root / folder, missing_images="keep"))
+    except ConfigError:
         return []
-    rows = list(csv.DictReader(path.open(encoding="utf-8")))
-    by_cat: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
-        by_cat.setdefault(row["category_name"], []).append(row)
-    cats = sorted(by_cat)
-    rng.shuffle(cats)
-    out = []
-    for cat in cats:
-        row = rng.choice(by_cat[cat])
-        image = (
-            root
-            / "figstep"
-            / "images"
-            / f"query_{row['dataset']}_{row['category_id']}_{row['task_id']}_6.png"
-        )
+    return data.samples
+
+
+def _draw(
+    ordered: Iterable[Sample], n: int, benchmark: str, note: Callable[[Sample], str]
+) -> list[DemoSample]:
+    """The first ``n`` of the ``ordered`` samples whose image exists (drawn lazily, so a seeded
+    generator behind ``ordered`` stops where the draw stops)."""
+    out: list[DemoSample] = []
+    for sample in ordered:
+        image = sample.image_paths[0]
         if image.is_file():
-            out.append(
-                DemoSample(
-                    "figstep",
-                    f"{row['category_id']}_{row['task_id']}",
-                    FIGSTEP_PROMPT,
-                    image,
-                    "harmful",
-                    f"{cat}: {row['instruction']}",
-                )
-            )
+            expected = "harmful" if sample.expected == Expected.HARMFUL else "benign"
+            out.append(DemoSample(benchmark, sample.id, sample.prompt, image, expected, note(sample)))
         if len(out) >= n:
             break
     return out
+
+
+def _shuffled(
+    samples: list[Sample], rng: random.Random, key: Callable[[str], Any] | None = None
+) -> list[Sample]:
+    """``samples`` sorted by id (with ``key``), then shuffled by ``rng``."""
+    by_id = {s.id: s for s in samples}
+    ids = sorted(by_id, key=key)
+    rng.shuffle(ids)
+    return [by_id[i] for i in ids]
+
+
+def _figstep(root: Path, n: int, rng: random.Random) -> list[DemoSample]:
+    """One FigStep attack from each of ``n`` categories, drawn at random."""
+    by_cat: dict[str, list[Sample]] = {}
+    for sample in _benchmark(root, "figstep", "figstep"):
+        by_cat.setdefault(sample.label, []).append(sample)
+    cats = sorted(by_cat)
+    rng.shuffle(cats)
+    picks = (rng.choice(by_cat[cat]) for cat in cats)
+    return _draw(picks, n, "figstep", lambda s: f"{s.label}: {s.meta['instruction']}")
 
 
 def _mmvet(root: Path, n: int, rng: random.Random) -> list[DemoSample]:
-    path = root / "mm-vet" / "mm-vet.json"
-    if not path.is_file():
-        return []
-    items = json.loads(path.read_text(encoding="utf-8"))
-    keys = sorted(items)
-    rng.shuffle(keys)
-    out = []
-    for key in keys:
-        image = root / "mm-vet" / "images" / items[key]["imagename"]
-        if image.is_file():
-            out.append(
-                DemoSample(
-                    "mm-vet",
-                    key,
-                    items[key]["question"],
-                    image,
-                    "benign",
-                    ", ".join(items[key].get("capability", [])),
-                )
-            )
-        if len(out) >= n:
-            break
-    return out
+    """``n`` MM-Vet questions drawn at random."""
+    ordered = _shuffled(_benchmark(root, "mmvet", "mm-vet"), rng)
+    return _draw(ordered, n, "mm-vet", lambda s: ", ".join(s.meta["capabilities"]))
 
 
 def _moss(root: Path, n: int, rng: random.Random) -> list[DemoSample]:
-    path = root / "mossbench" / "information.json"
-    if not path.is_file():
-        return []
-    items = json.loads(path.read_text(encoding="utf-8"))
-    keys = sorted(items, key=int)
-    rng.shuffle(keys)
-    out = []
-    for key in keys:
-        image = next(
-            (
-                p
-                for ext in (".jpg", ".png", ".jpeg")
-                if (p := root / "mossbench" / "images" / f"{key}{ext}").is_file()
-            ),
-            None,
-        )
-        if image is not None:
-            out.append(
-                DemoSample(
-                    "mossbench",
-                    key,
-                    items[key]["question"],
-                    image,
-                    "benign",
-                    items[key].get("short description", "")[:80],
-                )
-            )
-        if len(out) >= n:
-            break
-    return out
+    """``n`` MOSSBench requests drawn at random."""
+    ordered = _shuffled(_benchmark(root, "mossbench", "mossbench"), rng, key=int)
+    return _draw(ordered, n, "mossbench", lambda s: (s.meta["short_description"] or "")[:80])
 
 
 def demo_samples(data: Path, limit: int, seed: int) -> list[DemoSample]:

@@ -10,8 +10,8 @@ for ``test.json``). Three subsets:
 - ``unsafes``: unsafe image with its instruction -> harmful.
 
 The variant picks one subset; without it all three are read. Every sample's ``meta`` holds its
-``subset``, the item's ``image`` name and harmful (sub)category, and ``pair``, the index of its
-instruction among the item's instructions.
+``subset``, the ``item`` id, the item's ``image`` name and harmful (sub)category, and ``pair``, the
+index of its instruction among the item's instructions.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class VLGuard:
                         reference=pair.get("response"),
                         meta={
                             "subset": subset,
+                            "item": item_id,
                             "image": image_name,
                             "pair": index,
                             "harmful_category": item.get("harmful_category"),

@@ -21,23 +21,28 @@ SEED_LOADERS: Registry[list[Seed]] = Registry(
     (
         Entry("vlguard", "vlmguard.synth.loaders.vlguard:load_vlguard", "VLGuard train.json + images folder"),
         Entry(
-            "preference", "vlmguard.synth.loaders.preference:load_preference",
+            "preference",
+            "vlmguard.synth.loaders.preference:load_preference",
             "chosen/rejected JSON(L) in the SPA-VL layout (image, question, chosen, rejected)",
         ),
         Entry(
-            "jsonl", "vlmguard.synth.loaders.generic:load_jsonl",
+            "jsonl",
+            "vlmguard.synth.loaders.generic:load_jsonl",
             "generic seed JSONL (prompt, image(s), kind, ...)",
         ),
         Entry(
-            "typography", "vlmguard.synth.loaders.text_requests:load_typography",
+            "typography",
+            "vlmguard.synth.loaders.text_requests:load_typography",
             "text requests (txt/csv/jsonl) rendered into typographic images",
         ),
         Entry(
-            "figstep", "vlmguard.synth.loaders.text_requests:load_figstep",
+            "figstep",
+            "vlmguard.synth.loaders.text_requests:load_figstep",
             "FigStep SafeBench CSV: instructions rendered by the typographic generator",
         ),
         Entry(
-            "mmvet", "vlmguard.synth.loaders.mmvet:load_mmvet",
+            "mmvet",
+            "vlmguard.synth.loaders.mmvet:load_mmvet",
             "MM-Vet benign images and questions (helpfulness seeds)",
         ),
     ),

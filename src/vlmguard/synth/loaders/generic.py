@@ -7,15 +7,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from vlmguard.errors import InputError
 from vlmguard.synth.loaders._common import (
-    check_images,
+    SeedFileOptions,
     existing_file,
+    first_seeds,
     parse_options,
     read_json_or_jsonl,
     resolve_image,
@@ -24,11 +26,9 @@ from vlmguard.synth.seeds import Seed
 from vlmguard.taxonomy import category_from_label
 
 
-class JsonlOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    images: str | None = None
-    limit: int | None = Field(None, ge=1)
-    missing: Literal["error", "skip"] = "error"
+class JsonlOptions(SeedFileOptions):
+    """Options of the ``jsonl`` loader (``images``: base folder of relative paths, default the file's)."""
+
     id_prefix: str = "jsonl"
 
 
@@ -37,8 +37,10 @@ def load_jsonl(path: str, options: dict[str, Any]) -> list[Seed]:
     opts = parse_options(JsonlOptions, "jsonl", options)
     file = existing_file(path, "seed file")
     base = Path(opts.images).expanduser() if opts.images else file.parent
-    seeds: list[Seed] = []
-    all_paths: list[Path] = []
+    return first_seeds(_seeds(file, base, opts), opts, "jsonl")
+
+
+def _seeds(file: Path, base: Path, opts: JsonlOptions) -> Iterator[tuple[Seed, list[Path]]]:
     for n, row in enumerate(read_json_or_jsonl(file), 1):
         row = dict(row)
         images = row.pop("images", None) or ([row.pop("image")] if row.get("image") else [])
@@ -46,18 +48,13 @@ def load_jsonl(path: str, options: dict[str, Any]) -> list[Seed]:
         if isinstance(images, str):
             images = [images]
         paths = [resolve_image(base, str(i)) for i in images]
-        all_paths.extend(paths)
         row["images"] = [str(p) for p in paths]
         row.setdefault("id", f"{opts.id_prefix}/{n}")
         row.setdefault("source", f"jsonl:{file.name}")
         if row.get("category"):
             row["category"] = category_from_label(str(row["category"])).value
         try:
-            seeds.append(Seed.model_validate(row))
+            yield Seed.model_validate(row), paths
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
             raise InputError(f"{file}:{n}: {problems}") from None
-        if opts.limit is not None and len(seeds) >= opts.limit:
-            break
-    missing = {str(p) for p in check_images(all_paths, "jsonl", opts.missing)}
-    return [s for s in seeds if not missing.intersection(s.image_paths)]

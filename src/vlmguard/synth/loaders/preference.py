@@ -6,15 +6,15 @@ options; a category column (SPA-VL: ``class1``) is mapped to the shared taxonomy
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from vlmguard.errors import InputError
 from vlmguard.synth.loaders._common import (
-    check_images,
+    SeedFileOptions,
     existing_file,
+    first_seeds,
     parse_options,
     read_json_or_jsonl,
     resolve_image,
@@ -23,18 +23,16 @@ from vlmguard.synth.seeds import Seed
 from vlmguard.taxonomy import category_from_label
 
 
-class PreferenceOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    images: str | None = None
-    """Base folder of relative image paths (default: the data file's folder)."""
+class PreferenceOptions(SeedFileOptions):
+    """Options of the ``preference`` loader (``images``: base folder of relative image paths, default
+    the data file's folder)."""
+
     image_field: str = "image"
     question_field: str = "question"
     chosen_field: str = "chosen"
     rejected_field: str = "rejected"
     category_field: str | None = "class1"
     kind: Literal["safe", "unsafe"] = "unsafe"
-    limit: int | None = Field(None, ge=1)
-    missing: Literal["error", "skip"] = "error"
     id_prefix: str = "pref"
 
 
@@ -43,8 +41,10 @@ def load_preference(path: str, options: dict[str, Any]) -> list[Seed]:
     opts = parse_options(PreferenceOptions, "preference", options)
     file = existing_file(path, "preference data file")
     base = Path(opts.images).expanduser() if opts.images else file.parent
-    seeds: list[Seed] = []
-    paths: dict[str, Path] = {}
+    return first_seeds(_seeds(file, base, opts), opts, "preference")
+
+
+def _seeds(file: Path, base: Path, opts: PreferenceOptions) -> Iterator[tuple[Seed, list[Path]]]:
     for n, row in enumerate(read_json_or_jsonl(file)):
         try:
             image = resolve_image(base, str(row[opts.image_field]))
@@ -54,21 +54,14 @@ def load_preference(path: str, options: dict[str, Any]) -> list[Seed]:
         except KeyError as exc:
             raise InputError(f"{file}: row {n + 1} has no field {exc.args[0]!r}") from None
         label = row.get(opts.category_field) if opts.category_field else None
-        sid = f"{opts.id_prefix}/{row.get('id', n)}"
-        seeds.append(
-            Seed(
-                id=sid,
-                images=[str(image)],
-                prompt=question,
-                kind=opts.kind,
-                category=category_from_label(str(label)) if label and opts.kind == "unsafe" else None,
-                y_safe=chosen or None,
-                y_unsafe=rejected or None,
-                source=f"preference:{file.name}",
-            )
+        seed = Seed(
+            id=f"{opts.id_prefix}/{row.get('id', n)}",
+            images=[str(image)],
+            prompt=question,
+            kind=opts.kind,
+            category=category_from_label(str(label)) if label and opts.kind == "unsafe" else None,
+            y_safe=chosen or None,
+            y_unsafe=rejected or None,
+            source=f"preference:{file.name}",
         )
-        paths[sid] = image
-        if opts.limit is not None and len(seeds) >= opts.limit:
-            break
-    missing = check_images(sorted(set(paths.values())), "preference", opts.missing)
-    return [s for s in seeds if paths[s.id] not in missing]
+        yield seed, [image]

@@ -2,30 +2,33 @@
 
 ``typography``: a ``.txt`` file (one request per line), a CSV (``column``) or JSON/JSONL
 (``column``). Each request is drawn with :func:`vlmguard.synth.typography.render_typography` and
-paired with a text prompt (FigStep's by default). ``figstep``: FigStep SafeBench's CSV with the
-right columns preset (``instruction``, ``category_name``).
+paired with a text prompt (FigStep's by default). ``figstep``: FigStep SafeBench's ``safebench.csv``,
+read by eval's FigStep reader, with the right columns preset (``instruction``, ``category_name``).
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from vlmguard.errors import InputError
+from vlmguard.eval.benchmarks import BenchmarkOptions, load_benchmark
 from vlmguard.eval.benchmarks.figstep import FIGSTEP_PROMPT
 from vlmguard.synth.loaders._common import existing_file, parse_options, read_json_or_jsonl
 from vlmguard.synth.seeds import Seed
 from vlmguard.synth.typography import TypographyStyle, render_typography
 from vlmguard.taxonomy import RiskCategory, category_from_label
 
-_STYLE_KEYS = set(TypographyStyle.model_fields)
 
+class TypographyOptions(TypographyStyle):
+    """Options of the ``typography`` and ``figstep`` loaders: which rows make which seeds, and the
+    style of the images (every :class:`TypographyStyle` field)."""
 
-class TypographyOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     column: str = "text"
     category_column: str | None = None
     category: str | None = None
@@ -35,26 +38,15 @@ class TypographyOptions(BaseModel):
     prompt: str = FIGSTEP_PROMPT
     limit: int | None = Field(None, ge=1)
     id_prefix: str = "typo"
-    # style
-    width: int = 760
-    height: int = 760
-    font: str = "DejaVuSans-Bold"
-    font_size: int = 52
-    min_font_size: int = 14
-    margin: int = 40
-    line_spacing: float = 1.25
-    layout: Literal["figstep", "plain"] = "figstep"
-    items: int = 3
-    background: str = "#ffffff"
-    foreground: str = "#000000"
-    noise: float = 0.0
-    rotation: float = 0.0
-    jitter: int = 0
-    seed: int = 0
-    format: Literal["PNG", "JPEG"] = "PNG"
 
     def style(self) -> TypographyStyle:
-        return TypographyStyle.model_validate({k: getattr(self, k) for k in _STYLE_KEYS})
+        """The image style alone."""
+        return TypographyStyle.model_validate(self.model_dump(include=set(TypographyStyle.model_fields)))
+
+
+def _check_column(rows: Sequence[dict[str, Any]], column: str, file: Path) -> None:
+    if rows and column not in rows[0]:
+        raise InputError(f"{file}: no column {column!r} (columns: {', '.join(rows[0])})")
 
 
 def read_requests(file: Path, column: str) -> list[dict[str, Any]]:
@@ -71,29 +63,46 @@ def read_requests(file: Path, column: str) -> list[dict[str, Any]]:
         rows = read_json_or_jsonl(file)
     else:
         raise InputError(f"{file}: request lists must be .txt, .csv, .json or .jsonl")
-    if rows and column not in rows[0]:
-        raise InputError(f"{file}: no column {column!r} (columns: {', '.join(rows[0])})")
+    _check_column(rows, column, file)
     return rows
 
 
 def load_typography(path: str, options: dict[str, Any]) -> list[Seed]:
     """Render each request of ``path`` into an image and make a seed of it."""
     opts = parse_options(TypographyOptions, "typography", options)
-    return _render_rows(existing_file(path, "request list"), opts, "typography")
+    file = existing_file(path, "request list")
+    return _render_rows(read_requests(file, opts.column), opts, f"typography:{file.name}")
 
 
 def load_figstep(path: str, options: dict[str, Any]) -> list[Seed]:
-    """FigStep SafeBench ``safebench.csv``: its declarative instructions rendered as typographic images."""
+    """FigStep SafeBench ``safebench.csv``: its declarative instructions rendered as typographic images.
+
+    The rows are FigStep's samples as eval reads them, with the CSV's columns ``category_id``,
+    ``task_id``, ``category_name``, ``question`` and ``instruction``.
+    """
     preset = {"column": "instruction", "category_column": "category_name", "id_prefix": "figstep"}
     opts = parse_options(TypographyOptions, "figstep", {**preset, **options})
-    return _render_rows(existing_file(path, "FigStep safebench.csv"), opts, "figstep")
+    file = existing_file(path, "FigStep safebench.csv")
+    data = load_benchmark("figstep", BenchmarkOptions(data=file, variant="text"))
+    rows = [
+        {
+            "category_id": sample.meta["category_id"],
+            "task_id": sample.meta["task_id"],
+            "category_name": sample.label,
+            "question": sample.question,
+            "instruction": sample.meta["instruction"],
+        }
+        for sample in data.samples
+    ]
+    _check_column(rows, opts.column, file)
+    return _render_rows(rows, opts, f"figstep:{file.name}")
 
 
-def _render_rows(file: Path, opts: TypographyOptions, loader: str) -> list[Seed]:
+def _render_rows(rows: Sequence[dict[str, Any]], opts: TypographyOptions, source: str) -> list[Seed]:
     style = opts.style()
     fixed = category_from_label(opts.category) if opts.category else None
     seeds: list[Seed] = []
-    for n, row in enumerate(read_requests(file, opts.column), 1):
+    for n, row in enumerate(rows, 1):
         text = str(row.get(opts.column) or "").strip()
         if not text:
             continue
@@ -116,7 +125,7 @@ def _render_rows(file: Path, opts: TypographyOptions, loader: str) -> list[Seed]
                 prompt=opts.prompt,
                 kind=opts.kind,
                 category=category if opts.kind == "unsafe" else None,
-                source=f"{loader}:{file.name}",
+                source=source,
             )
         )
         if opts.limit is not None and len(seeds) >= opts.limit:

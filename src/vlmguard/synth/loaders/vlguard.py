@@ -1,4 +1,4 @@
-"""VLGuard train: ``train.json`` (official layout) + the user's images folder.
+"""VLGuard train: ``train.json`` (official layout, read by eval's VLGuard reader) + the user's images.
 
 Each unsafe image has one instruction with GPT-4V's safe response (an unsafe seed). Each safe
 image has a ``safe_instruction`` with a helpful answer (a benign seed) and an ``unsafe_instruction``
@@ -8,37 +8,36 @@ seeds' ``y_safe``; ``y_unsafe`` is left to response collection.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from vlmguard.errors import InputError
+from vlmguard.eval.benchmarks import BenchmarkOptions, load_benchmark
+from vlmguard.eval.sample import Sample
 from vlmguard.synth.loaders._common import (
-    check_images,
+    SeedFileOptions,
     existing_dir,
     existing_file,
+    first_seeds,
     parse_options,
-    read_json_or_jsonl,
-    resolve_image,
 )
 from vlmguard.synth.seeds import Seed
 from vlmguard.taxonomy import RiskCategory, category_from_label
 
 
-class VLGuardOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VLGuardOptions(SeedFileOptions):
+    """Options of the ``vlguard`` loader."""
+
     images: str
     """The folder holding the official images (``bad_ads/...``, ``HOD/...`` etc.)."""
-    limit: int | None = Field(None, ge=1)
     include: Literal["all", "unsafe", "safe"] = "all"
-    missing: Literal["error", "skip"] = "error"
     id_prefix: str = "vlguard"
 
 
-def _category(entry: dict[str, Any]) -> RiskCategory:
+def _category(meta: dict[str, Any]) -> RiskCategory:
+    """The taxonomy category of an unsafe image: its subcategory, else its category, else ``other``."""
     for key in ("harmful_subcategory", "harmful_category"):
-        label = entry.get(key)
+        label = meta.get(key)
         if label:
             category = category_from_label(str(label))
             if category != RiskCategory.OTHER:
@@ -46,56 +45,38 @@ def _category(entry: dict[str, Any]) -> RiskCategory:
     return RiskCategory.OTHER
 
 
+def _seed(sample: Sample, prefix: str, source: str) -> Seed:
+    """A seed of one VLGuard sample: benign for a safe instruction; unsafe otherwise, with the image's
+    category for an unsafe image and ``other`` for an unsafe instruction on a safe image."""
+    meta = sample.meta
+    safe = meta["subset"] == "safe_safes"
+    category: RiskCategory | None = None
+    if meta["subset"] == "unsafes":
+        category = _category(meta)
+    elif not safe:
+        category = RiskCategory.OTHER
+    return Seed(
+        id=f"{prefix}/{meta['item']}/{meta['pair']}",
+        images=[str(sample.image_paths[0])],
+        prompt=sample.prompt,
+        kind="safe" if safe else "unsafe",
+        category=category,
+        y_safe=sample.reference or None,
+        source=source,
+    )
+
+
 def load_vlguard(path: str, options: dict[str, Any]) -> list[Seed]:
     """Seeds from VLGuard's ``train.json``."""
     opts = parse_options(VLGuardOptions, "vlguard", options)
     file = existing_file(path, "VLGuard train.json")
     folder = existing_dir(opts.images, "VLGuard images folder")
-    entries = read_json_or_jsonl(file)
-    seeds: list[Seed] = []
-    paths: dict[str, Path] = {}
-    for entry in entries:
-        try:
-            image = resolve_image(folder, str(entry["image"]))
-            pairs = entry["instr-resp"]
-            is_safe_image = bool(entry["safe"])
-        except KeyError as exc:
-            raise InputError(
-                f"{file}: entry {entry.get('id', '?')} has no {exc.args[0]!r} (not the VLGuard layout?)"
-            ) from None
-        source = f"vlguard:{file.name}"
-        for n, pair in enumerate(pairs):
-            sid = f"{opts.id_prefix}/{entry.get('id', len(seeds))}/{n}"
-            if "safe_instruction" in pair:
-                seed = Seed(
-                    id=sid,
-                    images=[str(image)],
-                    prompt=pair["safe_instruction"],
-                    kind="safe",
-                    y_safe=pair.get("response") or None,
-                    source=source,
-                )
-            elif "unsafe_instruction" in pair or "instruction" in pair:
-                text = pair.get("unsafe_instruction") or pair["instruction"]
-                category = _category(entry) if not is_safe_image else RiskCategory.OTHER
-                seed = Seed(
-                    id=sid,
-                    images=[str(image)],
-                    prompt=text,
-                    kind="unsafe",
-                    category=category,
-                    y_safe=pair.get("response") or None,
-                    source=source,
-                )
-            else:
-                raise InputError(f"{file}: entry {entry.get('id')} pair {n} has no instruction field")
-            if opts.include != "all" and seed.kind != opts.include:
-                continue
-            seeds.append(seed)
-            paths[sid] = image
-            if opts.limit is not None and len(seeds) >= opts.limit:
-                break
-        if opts.limit is not None and len(seeds) >= opts.limit:
-            break
-    missing = check_images(sorted(set(paths.values())), "vlguard", opts.missing)
-    return [s for s in seeds if paths[s.id] not in missing]
+    data = load_benchmark("vlguard", BenchmarkOptions(data=file, images=folder, missing_images="keep"))
+
+    def seeds() -> Iterator[tuple[Seed, list[Path]]]:
+        for sample in data.samples:
+            seed = _seed(sample, opts.id_prefix, f"vlguard:{file.name}")
+            if opts.include == "all" or seed.kind == opts.include:
+                yield seed, sample.image_paths
+
+    return first_seeds(seeds(), opts, "vlguard")
