@@ -10,6 +10,14 @@ from pathlib import Path
 
 import click
 
+from vlmguard.cli.options import (
+    concurrency_option,
+    max_tokens_option,
+    out_option,
+    retries_option,
+    timeout_option,
+)
+
 DEFAULT_FOLDERS = {
     "figstep": "figstep",
     "siuo": "siuo",
@@ -79,45 +87,16 @@ def resolve_data(name: str, data: Path | None) -> Path:
     show_default=True,
     help="Judge: offline, refusal, llm:SPEC, siuo:SPEC, mmvet:SPEC, auto[:SPEC].",
 )
-@click.option(
-    "-o",
-    "--out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Run folder (created; an existing one is resumed).",
-)
-@click.option(
-    "-c",
-    "--concurrency",
-    default=4,
-    show_default=True,
-    type=click.IntRange(1, 1024),
-    help="Samples in flight at once.",
-)
-@click.option(
-    "--retries",
-    default=2,
-    show_default=True,
-    type=click.IntRange(0, 20),
-    help="Retries of retryable backend errors.",
-)
+@out_option("Run folder (created; an existing one is resumed).", short=True)
+@concurrency_option("Samples in flight at once.", 4, short=True)
+@retries_option("Retries of retryable backend errors.", 2)
 @click.option(
     "--cache", type=click.Path(path_type=Path), help="Response cache file [default: RUN/cache.sqlite]."
 )
 @click.option("--no-cache", is_flag=True, help="Do not cache responses.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Seconds per sample before it is recorded as an error.",
-)
+@timeout_option("Seconds per sample before it is recorded as an error.")
 @click.option("--retry-errors", is_flag=True, help="On resume, run again the samples recorded as errors.")
-@click.option(
-    "--max-tokens",
-    default=256,
-    show_default=True,
-    type=click.IntRange(1, 131072),
-    help="Answer length limit given to the target.",
-)
+@max_tokens_option("Answer length limit given to the target.", 256)
 @click.option(
     "--temperature",
     default=0.0,

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from vlmguard.cli.options import fail_policy_option, json_option, max_tokens_option, rewriter_option
 from vlmguard.errors import InputError
 from vlmguard.text import DEFAULT_MAX_PROMPT_CHARS
 from vlmguard.types import Rewrite
@@ -76,28 +77,48 @@ def read_prompt(
 
 
 @click.command()
-@click.option("--image", "images", multiple=True, type=click.Path(path_type=Path),
-              help="Image file (repeatable).")
+@click.option(
+    "--image", "images", multiple=True, type=click.Path(path_type=Path), help="Image file (repeatable)."
+)
 @click.option("--prompt", default=None, help="The user's text prompt ('-': read it from standard input).")
-@click.option("--prompt-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Read the prompt from this UTF-8 text file.")
-@click.option("--rewriter", default="evidence", show_default=True,
-              help="'evidence' or a backend spec for the model-based rewriter (e.g. hf:./rewriter).")
+@click.option(
+    "--prompt-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Read the prompt from this UTF-8 text file.",
+)
+@rewriter_option(
+    "'evidence' or a backend spec for the model-based rewriter (e.g. hf:./rewriter).", default="evidence"
+)
 @click.option("--target", default=None, help="Backend spec of the target model; omit to only rewrite.")
-@click.option("--policy", type=click.Choice(["fail_closed", "fail_open"]), default="fail_closed",
-              show_default=True,
-              help="What to do when the guard cannot judge the request (rewriter error, timeout or "
-                   "unusable output).")
-@click.option("--rewriter-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Seconds the rewriter may take before the fail policy decides (default: no limit).")
-@click.option("--max-tokens", type=click.IntRange(1, 131072), default=512, show_default=True,
-              help="Target answer length limit.")
-@click.option("--rewriter-max-tokens", type=click.IntRange(1, 131072), default=1024, show_default=True,
-              help="Length limit of a model-based rewriter's analysis and rewrite.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def guard(images: tuple[Path, ...], prompt: str | None, prompt_file: Path | None, rewriter: str,
-          target: str | None, policy: str, rewriter_timeout: float | None, max_tokens: int,
-          rewriter_max_tokens: int, as_json: bool) -> None:
+@fail_policy_option(
+    "--policy",
+    default="fail_closed",
+    help="What to do when the guard cannot judge the request (rewriter error, timeout or unusable output).",
+)
+@click.option(
+    "--rewriter-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds the rewriter may take before the fail policy decides (default: no limit).",
+)
+@max_tokens_option("Target answer length limit.", 512)
+@max_tokens_option(
+    "Length limit of a model-based rewriter's analysis and rewrite.", 1024, flag="--rewriter-max-tokens"
+)
+@json_option("Print one JSON object instead of tables.")
+def guard(
+    images: tuple[Path, ...],
+    prompt: str | None,
+    prompt_file: Path | None,
+    rewriter: str,
+    target: str | None,
+    policy: str,
+    rewriter_timeout: float | None,
+    max_tokens: int,
+    rewriter_max_tokens: int,
+    as_json: bool,
+) -> None:
     """Analyse a prompt (and image) for risk and print the report and rewritten prompt."""
     from vlmguard.defenses.base import DefenseResult
     from vlmguard.guard import Guard
@@ -110,7 +131,9 @@ def guard(images: tuple[Path, ...], prompt: str | None, prompt_file: Path | None
 
     async def _go() -> tuple[Rewrite | None, DefenseResult | None]:
         guard_ = Guard(
-            rewriter=rewriter, target=target, policy=policy,  # type: ignore[arg-type]
+            rewriter=rewriter,
+            target=target,
+            policy=policy,  # type: ignore[arg-type]
             rewriter_config=GenerateConfig(max_tokens=rewriter_max_tokens),
             rewriter_timeout_s=rewriter_timeout,
         )
@@ -125,8 +148,9 @@ def guard(images: tuple[Path, ...], prompt: str | None, prompt_file: Path | None
     if as_json:
         rewrite, result = asyncio.run(_go())
     else:
-        with progress.status("analysing..." if target is None else "analysing and asking the target...",
-                             spinner="dots"):
+        with progress.status(
+            "analysing..." if target is None else "analysing and asking the target...", spinner="dots"
+        ):
             rewrite, result = asyncio.run(_go())
     if as_json:
         payload: dict[str, object] = {"rewrite": rewrite.model_dump(mode="json") if rewrite else None}

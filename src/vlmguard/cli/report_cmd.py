@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
+from vlmguard.cli.options import out_option, seed_option
+
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "-o", "--out", required=True, type=click.Path(path_type=Path), help="Folder for the report files."
-)
-@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap intervals.")
+@out_option("Folder for the report files.", short=True)
+@seed_option("Seed of the bootstrap intervals.")
 @click.option("--print/--no-print", "show", default=True, show_default=True, help="Print the summary table.")
 def report(runs: tuple[Path, ...], out: Path, seed: int, show: bool) -> None:
     """Compare evaluation runs side by side: report.md, report.json and report.html in --out."""

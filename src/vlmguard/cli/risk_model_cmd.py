@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from vlmguard.cli.options import json_option, out_option
 from vlmguard.perception.encoders import ENCODERS
 
 
@@ -97,7 +98,7 @@ def _encoders(value: str) -> list[str]:
     show_default=True,
     help="Operating point: weight of benign false flags against harmful recall (on held-out folds).",
 )
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write the model into.")
+@out_option("Folder to write the model into.")
 def train(
     data: tuple[Path, ...],
     pool: Path | None,
@@ -196,7 +197,7 @@ def train(
     type=click.Path(path_type=Path),
     help="JSONL or CSV with text and label (repeatable).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option("Print the results as JSON.")
 def eval_(model_dir: Path | None, data: tuple[Path, ...], as_json: bool) -> None:
     """Score labelled texts and print, per source, the share flagged (recall or false flags)."""
     from vlmguard.perception.risk_build import evaluate_rows

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from vlmguard.cli.options import fail_policy_option, rewriter_option
+
 
 def _read_key_to_hash() -> str:
     if sys.stdin.isatty():
@@ -29,9 +31,7 @@ def _read_key_to_hash() -> str:
     multiple=True,
     help="Upstream base URL, e.g. http://localhost:8000/v1 (repeatable; overrides the config).",
 )
-@click.option(
-    "--rewriter", default=None, help="'evidence' (default) or a backend spec for the model-based rewriter."
-)
+@rewriter_option("'evidence' (default) or a backend spec for the model-based rewriter.")
 @click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Listen port (default 8080).")
 @click.option(
@@ -40,12 +40,7 @@ def _read_key_to_hash() -> str:
     default=None,
     help="Worker processes on one port (default 1). Share rate limits with rate_limit.backend: redis.",
 )
-@click.option(
-    "--fail-policy",
-    type=click.Choice(["fail_closed", "fail_open"]),
-    default=None,
-    help="What to do when the guard cannot judge a request.",
-)
+@fail_policy_option("--fail-policy", help="What to do when the guard cannot judge a request.")
 @click.option(
     "--hash-key",
     is_flag=True,

@@ -9,6 +9,17 @@ from typing import Any
 
 import click
 
+from vlmguard.cli.options import (
+    checked,
+    concurrency_option,
+    json_option,
+    max_tokens_option,
+    out_option,
+    retries_option,
+    seed_option,
+    timeout_option,
+)
+
 
 @click.group()
 def synth() -> None:
@@ -19,7 +30,7 @@ def synth() -> None:
 @click.option(
     "--config", "config_path", type=click.Path(path_type=Path), help="YAML config (flags override it)."
 )
-@click.option("--out", help="Run folder; an existing one is resumed.")
+@out_option("Run folder; an existing one is resumed.", required=False)
 @click.option(
     "--seeds",
     multiple=True,
@@ -31,11 +42,11 @@ def synth() -> None:
 )
 @click.option("--weak", help="Weakly aligned model spec for missing unsafe responses.")
 @click.option("--strong", help="Strong model spec for missing safe / helpful responses.")
-@click.option("--concurrency", type=int, help="Records in flight at once.")
+@concurrency_option("Records in flight at once.")
 @click.option("--parse-attempts", type=int, help="Tries per stage when the answer does not parse.")
-@click.option("--retries", type=int, help="Retries of a call after a timeout or server error.")
-@click.option("--timeout", "timeout_s", type=float, help="Per-call time limit in seconds.")
-@click.option("--max-tokens", type=int, help="Teacher answer length limit.")
+@retries_option("Retries of a call after a timeout or server error.")
+@timeout_option("Per-call time limit in seconds.", "timeout_s")
+@max_tokens_option("Teacher answer length limit.")
 @click.option(
     "--verify-target",
     "verify_targets",
@@ -48,10 +59,10 @@ def synth() -> None:
     "--retry-failed", is_flag=True, default=None, help="Also retry records whose answers did not parse."
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option("Print the summary as JSON.")
 def run_cmd(
     config_path: Path | None,
-    out: str | None,
+    out: Path | None,
     seeds: tuple[str, ...],
     limit: int | None,
     teacher: tuple[str, ...],
@@ -74,7 +85,7 @@ def run_cmd(
     from vlmguard.synth.pipeline import run_synthesis
 
     overrides: dict[str, Any] = {
-        "out": out,
+        "out": str(out) if out is not None else None,
         "seeds": seeds,
         "limit": limit,
         "teacher": teacher,
@@ -109,7 +120,7 @@ def run_cmd(
 
 @synth.command("status")
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option("Print JSON.")
 def status_cmd(folder: Path, as_json: bool) -> None:
     """Counts of a run per stage, category, decision and failure."""
     from rich.console import Console
@@ -146,20 +157,18 @@ def status_cmd(folder: Path, as_json: bool) -> None:
 
 @synth.command("export")
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--out", required=True, help="Output folder for train/validation JSONL, images and the card.")
+@out_option("Output folder for train/validation JSONL, images and the card.")
 @click.option("--mix", help="SAFETY:HELPFULNESS row ratio (the paper: 8904:977); default keeps all rows.")
 @click.option("--max-rows", type=int, help="Cap on rows in all.")
 @click.option(
     "--val-fraction", type=float, default=0.05, show_default=True, help="Share of images in validation."
 )
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the mix sampling and the split."
-)
+@seed_option("Seed of the mix sampling and the split.")
 @click.option("--no-refuse", is_flag=True, help="Leave out rows whose decision is refuse.")
-@click.option("--json", "as_json", is_flag=True, help="Print the dataset card as JSON.")
+@json_option("Print the dataset card as JSON.")
 def export_cmd(
     folder: Path,
-    out: str,
+    out: Path,
     mix: str | None,
     max_rows: int | None,
     val_fraction: float,
@@ -168,24 +177,17 @@ def export_cmd(
     as_json: bool,
 ) -> None:
     """Write SFT rows (TRL vision-language format) and a dataset card from a run."""
-    from pydantic import ValidationError
-
-    from vlmguard.errors import ConfigError
     from vlmguard.synth.export import ExportConfig, export_run
 
-    try:
-        config = ExportConfig(
-            out=out,
-            mix=mix,
-            max_rows=max_rows,
-            val_fraction=val_fraction,
-            seed=seed,
-            include_refuse=not no_refuse,
-        )
-    except ValidationError as exc:
-        raise ConfigError(
-            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        ) from None
+    config = checked(
+        ExportConfig,
+        out=str(out),
+        mix=mix,
+        max_rows=max_rows,
+        val_fraction=val_fraction,
+        seed=seed,
+        include_refuse=not no_refuse,
+    )
     card = export_run(folder, config)
     if as_json:
         click.echo(card.model_dump_json(indent=2))
@@ -207,7 +209,7 @@ def export_cmd(
 )
 @click.option("--text", "texts", multiple=True, help="A request to render (repeatable).")
 @click.option("--column", default="text", show_default=True, help="Text column of a CSV / JSONL input.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@out_option("Output folder.")
 @click.option("--font", default="DejaVuSans-Bold", show_default=True, help="Font name (DejaVu) or .ttf path.")
 @click.option("--font-size", type=int, default=52, show_default=True)
 @click.option("--width", type=int, default=760, show_default=True)
@@ -217,7 +219,7 @@ def export_cmd(
 @click.option("--noise", type=float, default=0.0, show_default=True, help="Pixel noise blend 0-1.")
 @click.option("--rotation", type=float, default=0.0, show_default=True, help="Max rotation in degrees.")
 @click.option("--jitter", type=int, default=0, show_default=True, help="Max text offset in pixels.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seed of the noise, rotation and offset draws.")
 def render_cmd(
     input_path: Path | None,
     texts: tuple[str, ...],
@@ -235,30 +237,23 @@ def render_cmd(
     seed: int,
 ) -> None:
     """Render text requests into FigStep-style typographic images (PNG + index.jsonl)."""
-    from pydantic import ValidationError
-
     from vlmguard.durable import atomic_write_bytes, atomic_write_text
-    from vlmguard.errors import ConfigError
     from vlmguard.synth.loaders.text_requests import read_requests
     from vlmguard.synth.typography import TypographyStyle, render_typography
 
-    try:
-        style = TypographyStyle(
-            font=font,
-            font_size=font_size,
-            width=width,
-            height=height,
-            layout=layout,  # type: ignore[arg-type]
-            items=items,
-            noise=noise,
-            rotation=rotation,
-            jitter=jitter,
-            seed=seed,
-        )
-    except ValidationError as exc:
-        raise ConfigError(
-            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        ) from None
+    style = checked(
+        TypographyStyle,
+        font=font,
+        font_size=font_size,
+        width=width,
+        height=height,
+        layout=layout,
+        items=items,
+        noise=noise,
+        rotation=rotation,
+        jitter=jitter,
+        seed=seed,
+    )
     requests = list(texts)
     if input_path is not None:
         requests += [str(r.get(column) or "") for r in read_requests(input_path, column)]
