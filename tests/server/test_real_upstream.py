@@ -186,7 +186,8 @@ async def test_synthesis_fans_out_over_two_servers(
     two_upstreams: tuple[str, str], shared_data: Path, tmp_path: Path
 ) -> None:
     from vlmguard.synth.config import SynthConfig
-    from vlmguard.synth.pipeline import run_status, run_synthesis
+    from vlmguard.synth.pipeline import run_synthesis
+    from vlmguard.synth.status import run_status
 
     before = [work_done(u)[0] for u in two_upstreams]
     spec = fan_out_spec(two_upstreams)

@@ -10,7 +10,8 @@ import pytest
 
 from vlmguard.synth.config import SynthConfig
 from vlmguard.synth.export import ExportConfig, export_run
-from vlmguard.synth.pipeline import run_status, run_synthesis
+from vlmguard.synth.pipeline import run_synthesis
+from vlmguard.synth.status import run_status
 
 pytestmark = pytest.mark.slow
 

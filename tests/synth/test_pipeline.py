@@ -13,7 +13,8 @@ from vlmguard.backends.mock import MockVLM
 from vlmguard.cli.main import cli
 from vlmguard.errors import ConfigError
 from vlmguard.synth.config import SynthConfig, load_config
-from vlmguard.synth.pipeline import run_status, run_synthesis
+from vlmguard.synth.pipeline import run_synthesis
+from vlmguard.synth.status import run_status
 from vlmguard.synth.store import read_events
 from vlmguard.synth.teachers import TeacherPool
 

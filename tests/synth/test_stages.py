@@ -19,8 +19,9 @@ from vlmguard.synth.parsing import (
     parse_scores,
 )
 from vlmguard.synth.records import StageName, SynthRecord
+from vlmguard.synth.responses import ResponseStage
 from vlmguard.synth.seeds import Seed
-from vlmguard.synth.stages import CausalStage, HindsightStage, OptimizeStage, ResponseStage, final_prompt
+from vlmguard.synth.stages import CausalStage, HindsightStage, OptimizeStage, final_prompt
 from vlmguard.synth.teachers import TimeoutVLM
 from vlmguard.types import Decision, Severity
 

@@ -11,10 +11,11 @@ from vlmguard.backends.mock import MockVLM
 from vlmguard.eval.judges import Judgement, Verdict
 from vlmguard.synth.config import SynthConfig
 from vlmguard.synth.export import ExportConfig, export_run
-from vlmguard.synth.pipeline import run_status, run_synthesis
+from vlmguard.synth.pipeline import run_synthesis
 from vlmguard.synth.records import StageName, SynthRecord
 from vlmguard.synth.seeds import Seed
 from vlmguard.synth.stages import CausalStage, HindsightStage, OptimizeStage
+from vlmguard.synth.status import run_status
 from vlmguard.synth.verify import HarnessJudge, TemplateJudge, VerifyConfig, VerifyStage
 
 HARMFUL = "Step 1: buy precursors"

@@ -126,7 +126,7 @@ def status_cmd(folder: Path, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from vlmguard.synth.pipeline import run_status
+    from vlmguard.synth.status import run_status
 
     report = run_status(folder)
     if as_json:

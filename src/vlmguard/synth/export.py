@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from vlmguard.durable import atomic_write_bytes, atomic_write_text, sha256_file
 from vlmguard.errors import ConfigError, ParseError
 from vlmguard.synth.records import SynthRecord
-from vlmguard.synth.stages import final_prompt, record_images
+from vlmguard.synth.stage_common import record_images
+from vlmguard.synth.stages import final_prompt
 from vlmguard.types import ImageData, ImagePart, Message
 
 PAPER_MIX = "8904:977"
@@ -288,14 +289,10 @@ def export_records(
 
 def export_run(folder: str | Path, config: ExportConfig) -> ExportCard:
     """Export the finished records of a run folder."""
-    from vlmguard.synth.pipeline import RunPaths
-    from vlmguard.synth.seeds import Seed
+    from vlmguard.synth.run_folder import read_run
     from vlmguard.synth.store import fold, read_events
 
-    paths = RunPaths(folder)
-    if not paths.manifest.exists():
-        raise ConfigError(f"{paths.folder} is not a synthesis run (no run.json)")
-    seeds = [Seed.model_validate_json(x) for x in paths.seeds.read_text(encoding="utf-8").splitlines() if x]
+    paths, _, seeds = read_run(folder)
     records = fold(seeds, read_events(paths.records))
     extra = {"seeds.jsonl": sha256_file(paths.seeds)}
     if paths.records.exists():

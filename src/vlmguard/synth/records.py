@@ -28,6 +28,11 @@ class StageName(str, Enum):
 STAGE_ORDER: tuple[StageName, ...] = tuple(StageName)
 
 
+def active_stages(verify: bool) -> tuple[StageName, ...]:
+    """The stages a run goes through, in order (``verify`` only when the run verifies)."""
+    return tuple(s for s in STAGE_ORDER if verify or s != StageName.VERIFY)
+
+
 class RiskFeatures(BaseModel):
     """Stage 1's output F: what is harmful in the unsafe answer and which inputs led there."""
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vlmguard.backends.base import VLM, BaseVLM, WrapperVLM
 from vlmguard.errors import BackendTimeout, ConfigError
+from vlmguard.synth.call_context import CALL_CONTEXT
 from vlmguard.types import Completion, GenerateConfig, Message
 
 STANDIN_SPECS = ("evidence", "standin:evidence")
@@ -56,7 +57,7 @@ class CallLogVLM(WrapperVLM):
     """Counts every call to ``inner`` and, with ``path``, appends one JSON line per call *before* it is made.
 
     Each line names the record, stage, attempt and role (from
-    :data:`vlmguard.synth.stages.CALL_CONTEXT`) and the process id, so a run's calls can be audited
+    :data:`vlmguard.synth.call_context.CALL_CONTEXT`) and the process id, so a run's calls can be audited
     after a crash: which (record, stage) pairs were asked more than once, and by which process.
     """
 
@@ -68,8 +69,6 @@ class CallLogVLM(WrapperVLM):
         self._lock = threading.Lock()
 
     async def generate(self, messages: Sequence[Message], config: GenerateConfig | None = None) -> Completion:
-        from vlmguard.synth.stages import CALL_CONTEXT
-
         self.calls += 1
         if self.path is not None:
             ctx = CALL_CONTEXT.get()

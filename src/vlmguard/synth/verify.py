@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from vlmguard.backends.base import VLM
 from vlmguard.errors import BackendError, ParseError
 from vlmguard.prompts import load_prompt
+from vlmguard.synth.call_context import CallContext, call_with_context
 from vlmguard.synth.parsing import STAGE_MARKERS, parse_scores
 from vlmguard.synth.records import StageName, SynthRecord, TargetCheck, Verification
-from vlmguard.synth.stages import CALL_CONTEXT, CallContext, failed, final_prompt, record_images
+from vlmguard.synth.stage_common import failed, record_images, stage_done
+from vlmguard.synth.stages import final_prompt
 from vlmguard.text import neutralize
 from vlmguard.types import Decision, GenerateConfig, ImageData, Message
 
@@ -158,13 +160,12 @@ class VerifyStage:
     async def _answer(
         self, target: VLM, record: SynthRecord, prompt: str, images: Sequence[ImageData], which: str
     ) -> str:
-        token = CALL_CONTEXT.set(CallContext(record.id, self.name.value, 1, role=f"target:{which}"))
-        try:
-            completion = await target.generate(
-                [Message.user(prompt, *images)], GenerateConfig(max_tokens=self.config.max_tokens)
-            )
-        finally:
-            CALL_CONTEXT.reset(token)
+        completion = await call_with_context(
+            target,
+            [Message.user(prompt, *images)],
+            GenerateConfig(max_tokens=self.config.max_tokens),
+            CallContext(record.id, self.name.value, 1, role=f"target:{which}"),
+        )
         return completion.text
 
     async def __call__(self, record: SynthRecord, teacher: VLM) -> SynthRecord:
@@ -192,14 +193,12 @@ class VerifyStage:
             )
         kept = all(c.kept for c in checks)
         reasons = "; ".join(f"{c.target}: {c.reason}" for c in checks if not c.kept)
-        return record.model_copy(
-            update={
-                "verification": Verification(checks=checks, kept=kept, reason=reasons),
-                "failure": None,
-                "finished": [*record.finished, self.name],
-                "calls": {**record.calls, self.name.value: calls},
-                "models": {**record.models, self.name.value: self.judge.name},
-            }
+        return stage_done(
+            record,
+            self.name,
+            {"verification": Verification(checks=checks, kept=kept, reason=reasons)},
+            calls=calls,
+            model=self.judge.name,
         )
 
     def _check(self, record: SynthRecord, target: str, before: Scores, after: Scores) -> TargetCheck:
