@@ -35,11 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from evidence_data import SEED, Sample, default_data_dir, figstep, mmvet, mossbench
 
-from vlmguard.perception.text_risk import (
-    TAGGED_CATEGORIES,
-    TextRiskTagger,
-    text_chunks,
-)
+from vlmguard.perception.text_chunks import text_chunks
+from vlmguard.perception.text_risk import TextRiskTagger
+from vlmguard.perception.text_risk_types import TAGGED_CATEGORIES
 
 CALIBRATION_FILE = (
     Path(__file__).resolve().parents[1] / "src/vlmguard/perception/data/text_risk_calibration.yaml"

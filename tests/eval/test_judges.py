@@ -154,7 +154,7 @@ async def test_offline_judge_uses_refusal_and_the_harm_detector() -> None:
 
 
 def test_text_risk_conversion() -> None:
-    from vlmguard.perception.text_risk import TextRisk
+    from vlmguard.perception.text_risk_types import TextRisk
     from vlmguard.taxonomy import RiskCategory
 
     risk = TextRisk(scores={RiskCategory.DRUGS: 0.8, RiskCategory.PRIVACY: 0.2}, flagged=[RiskCategory.DRUGS])

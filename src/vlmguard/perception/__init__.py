@@ -23,7 +23,7 @@ _LAZY: dict[str, str] = {
     "InjectionResult": "vlmguard.perception.injection",
     "describe_image": "vlmguard.perception.describe",
     "TextRiskTagger": "vlmguard.perception.text_risk",
-    "TextRisk": "vlmguard.perception.text_risk",
+    "TextRisk": "vlmguard.perception.text_risk_types",
 }
 
 
