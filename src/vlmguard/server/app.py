@@ -19,7 +19,7 @@ from vlmguard.errors import VLMGuardError
 from vlmguard.rewriter.base import Rewriter
 from vlmguard.server.config import ProxyConfig
 from vlmguard.server.errors import ProxyError, error_body, proxy_error
-from vlmguard.server.fetch import ImageFetcher
+from vlmguard.server.fetch import ImageFetcher, read_capped
 from vlmguard.server.jsonbody import JSONLimits, parse_json_body
 from vlmguard.server.metrics import ProxyMetrics
 from vlmguard.server.service import GuardService, JSONResult
@@ -44,23 +44,13 @@ def _presented_key(request: "Request") -> str | None:
 
 async def _read_body(request: "Request", limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise ProxyError(400, "invalid Content-Length", code="invalid_body")
-        if int(declared) > limit:
-            raise ProxyError(
-                413,
-                f"request body is {int(declared):,} bytes, over the limit of {limit:,}",
-                code="body_too_large",
-            )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ProxyError(413, f"request body is over the limit of {limit:,} bytes", code="body_too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    if declared is not None and not declared.isdigit():
+        raise ProxyError(400, "invalid Content-Length", code="invalid_body")
+
+    def too_large(what: str) -> ProxyError:
+        return ProxyError(413, f"request body is {what}", code="body_too_large")
+
+    return await read_capped(request.stream(), limit, declared, too_large)
 
 
 def create_app(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -22,6 +22,24 @@ from vlmguard.server.config import RemoteImagesConfig
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 REDIRECTS = {301, 302, 303, 307, 308}
+
+
+async def read_capped(
+    chunks: AsyncIterable[bytes], limit: int, declared: str | None, too_large: Callable[[str], Exception]
+) -> bytes:
+    """All of ``chunks``; ``too_large(what)`` is raised as soon as the declared length (a Content-Length
+    header, ignored unless all digits) or the bytes read so far pass ``limit``. ``what`` says by how
+    much ("1,234 bytes, over the limit of 1,000" or "over the limit of 1,000 bytes")."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(f"{int(declared):,} bytes, over the limit of {limit:,}")
+    body: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"over the limit of {limit:,} bytes")
+        body.append(chunk)
+    return b"".join(body)
 
 
 class FetchError(ImageError):
@@ -168,18 +186,8 @@ class ImageFetcher:
         raise FetchError(f"image URL redirects more than {self.config.max_redirects} times")
 
     async def _read(self, response: httpx.Response) -> bytes:
-        limit = self.config.max_bytes
+        def too_large(what: str) -> FetchError:
+            return FetchError(f"remote image is {what}", code="image_too_large")
+
         declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise FetchError(
-                f"remote image is {int(declared):,} bytes, over the limit of {limit:,}",
-                code="image_too_large",
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise FetchError(f"remote image is over the limit of {limit:,} bytes", code="image_too_large")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_capped(response.aiter_bytes(), self.config.max_bytes, declared, too_large)
