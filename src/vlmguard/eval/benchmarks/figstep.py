@@ -16,15 +16,9 @@ from __future__ import annotations
 import csv
 
 from vlmguard.errors import InputError
-from vlmguard.eval.benchmarks.base import (
-    BenchmarkData,
-    BenchmarkOptions,
-    data_file,
-    image_for,
-    images_folder,
-    select,
-)
-from vlmguard.eval.sample import Expected, Sample, SkippedSample
+from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions
+from vlmguard.eval.benchmarks.reading import SampleCollector, data_file, images_folder
+from vlmguard.eval.sample import Expected, Sample
 from vlmguard.taxonomy import category_from_label
 
 FIGSTEP_PROMPT = (
@@ -56,8 +50,7 @@ class FigStep:
             if missing_cols:
                 raise InputError(f"{csv_path} lacks column(s) {', '.join(sorted(missing_cols))}")
             rows = list(reader)
-        samples: list[Sample] = []
-        skipped: list[SkippedSample] = []
+        found = SampleCollector(options)
         for row in rows:
             cat_id, task_id = row["category_id"].strip(), row["task_id"].strip()
             sample_id = f"{cat_id}_{task_id}"
@@ -76,20 +69,16 @@ class FigStep:
                 },
             )
             if variant == "text":
-                samples.append(Sample(prompt=row["question"].strip(), **common))  # type: ignore[arg-type]
+                found.add(Sample(prompt=row["question"].strip(), **common))  # type: ignore[arg-type]
                 continue
-            named = images / f"query_ForbidQI_{cat_id}_{task_id}_6.png"
-            image = image_for(named, options)
-            if image is None:
-                skipped.append(SkippedSample(id=sample_id, reason=f"image missing: {named.name}"))
-                continue
-            samples.append(Sample(prompt=FIGSTEP_PROMPT, image_paths=[image], **common))  # type: ignore[arg-type]
-        return BenchmarkData(
-            benchmark=self.name,
+            name = f"query_ForbidQI_{cat_id}_{task_id}_6.png"
+            image = found.image(sample_id, images / name, name)
+            if image is not None:
+                found.add(Sample(prompt=FIGSTEP_PROMPT, image_paths=[image], **common))  # type: ignore[arg-type]
+        return found.result(
+            self.name,
+            "safety",
             variant=variant,
-            kind="safety",
-            samples=select(samples, options),
-            skipped=skipped,
             total=len(rows),
             source={"questions": str(csv_path), "images": str(images)},
         )

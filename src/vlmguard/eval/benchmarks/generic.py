@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from vlmguard.errors import ConfigError, InputError
-from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions, iter_jsonl, select
+from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions
+from vlmguard.eval.benchmarks.reading import SampleCollector, iter_jsonl
 from vlmguard.eval.sample import Expected, Sample, SkippedSample
 from vlmguard.taxonomy import category_from_label
 
@@ -98,15 +99,14 @@ class _Generic:
     def load(self, options: BenchmarkOptions) -> BenchmarkData:
         path = options.data
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in self.suffixes)
-            if len(found) != 1:
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in self.suffixes)
+            if len(files) != 1:
                 raise ConfigError(f"{path} is a folder: pass the {'/'.join(self.suffixes)} file itself")
-            path = found[0]
+            path = files[0]
         if not path.is_file():
             raise ConfigError(f"benchmark file not found: {path}")
         base = options.images or path.parent
-        samples: list[Sample] = []
-        skipped: list[SkippedSample] = []
+        found = SampleCollector(options)
         seen: set[str] = set()
         total = 0
         for index, record in enumerate(self._records(path), start=1):
@@ -123,14 +123,12 @@ class _Generic:
                 raise InputError(f"{path}: id {built.id!r} appears twice")
             seen.add(built.id)
             if isinstance(built, SkippedSample):
-                skipped.append(built)
+                found.skip(built.id, built.reason)
             else:
-                samples.append(built)
-        return BenchmarkData(
-            benchmark=path.stem,
-            kind="mixed",
-            samples=select(samples, options),
-            skipped=skipped,
+                found.add(built)
+        return found.result(
+            path.stem,
+            "mixed",
             total=total,
             source={"file": str(path), "images": str(base)},
         )

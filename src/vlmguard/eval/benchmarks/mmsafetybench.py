@@ -15,16 +15,9 @@ The default variant is ``SD_TYPO`` (the benchmark's headline setting).
 from __future__ import annotations
 
 from vlmguard.errors import InputError
-from vlmguard.eval.benchmarks.base import (
-    BenchmarkData,
-    BenchmarkOptions,
-    image_for,
-    images_folder,
-    read_json_object,
-    require_dir,
-    select,
-)
-from vlmguard.eval.sample import Expected, Sample, SkippedSample
+from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions
+from vlmguard.eval.benchmarks.reading import SampleCollector, images_folder, read_json_object, require_dir
+from vlmguard.eval.sample import Expected, Sample
 from vlmguard.taxonomy import RiskCategory
 
 SCENARIOS: dict[str, RiskCategory] = {
@@ -71,8 +64,7 @@ class MMSafetyBench:
         files = sorted(questions.glob("*.json"))
         if not files:
             raise InputError(f"no scenario files (*.json) in {questions}")
-        samples: list[Sample] = []
-        skipped: list[SkippedSample] = []
+        found = SampleCollector(options)
         total = 0
         for file in files:
             scenario = file.stem
@@ -97,21 +89,16 @@ class MMSafetyBench:
                     meta={"variant": variant, "key_phrase": fields.get("Key Phrase")},
                 )
                 if variant == "text":
-                    samples.append(Sample(**common))  # type: ignore[arg-type]
+                    found.add(Sample(**common))  # type: ignore[arg-type]
                     continue
-                image = image_for(images_root / scenario / variant / f"{qid}.jpg", options)
-                if image is None:
-                    skipped.append(
-                        SkippedSample(id=sample_id, reason=f"image missing: {scenario}/{variant}/{qid}.jpg")
-                    )
-                    continue
-                samples.append(Sample(image_paths=[image], **common))  # type: ignore[arg-type]
-        return BenchmarkData(
-            benchmark=self.name,
+                name = f"{scenario}/{variant}/{qid}.jpg"
+                image = found.image(sample_id, images_root / name, name)
+                if image is not None:
+                    found.add(Sample(image_paths=[image], **common))  # type: ignore[arg-type]
+        return found.result(
+            self.name,
+            "safety",
             variant=variant,
-            kind="safety",
-            samples=select(samples, options),
-            skipped=skipped,
             total=total,
             source={"questions": str(questions), "images": str(images_root)},
         )

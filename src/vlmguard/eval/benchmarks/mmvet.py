@@ -7,17 +7,15 @@ needed; ``<OR>``: any one suffices) by the ``mmvet`` judge (or approximately by 
 
 from __future__ import annotations
 
-from vlmguard.eval.benchmarks.base import (
-    BenchmarkData,
-    BenchmarkOptions,
+from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions
+from vlmguard.eval.benchmarks.reading import (
+    SampleCollector,
     data_file,
-    image_for,
     images_folder,
     item_fields,
     read_json_object,
-    select,
 )
-from vlmguard.eval.sample import Expected, Sample, SkippedSample
+from vlmguard.eval.sample import Expected, Sample
 
 
 class MMVet:
@@ -32,18 +30,16 @@ class MMVet:
         path = data_file(options, "mm-vet.json", "MM-Vet question file mm-vet.json")
         images = images_folder(options.images or path.parent / "images", options, "MM-Vet images folder")
         items = read_json_object(path)
-        samples: list[Sample] = []
-        skipped: list[SkippedSample] = []
+        found = SampleCollector(options)
         for qid, item in items.items():
             image_name, question, answer = (
                 str(v) for v in item_fields(item, ("imagename", "question", "answer"), f"{path}: item {qid}")
             )
             capabilities = [str(c) for c in item.get("capability", [])]
-            image = image_for(images / image_name, options)
+            image = found.image(qid, images / image_name, image_name)
             if image is None:
-                skipped.append(SkippedSample(id=qid, reason=f"image missing: {image_name}"))
                 continue
-            samples.append(
+            found.add(
                 Sample(
                     id=qid,
                     benchmark=self.name,
@@ -57,11 +53,9 @@ class MMVet:
                     meta={"capabilities": capabilities},
                 )
             )
-        return BenchmarkData(
-            benchmark=self.name,
-            kind="utility",
-            samples=select(samples, options),
-            skipped=skipped,
+        return found.result(
+            self.name,
+            "utility",
             total=len(items),
             source={"questions": str(path), "images": str(images)},
         )

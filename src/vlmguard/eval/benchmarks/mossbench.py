@@ -9,17 +9,15 @@ missing are left out and reported, never fatal.
 
 from __future__ import annotations
 
-from vlmguard.eval.benchmarks.base import (
-    BenchmarkData,
-    BenchmarkOptions,
+from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions
+from vlmguard.eval.benchmarks.reading import (
+    SampleCollector,
     data_file,
     find_image,
-    image_for,
     item_fields,
     read_json_object,
-    select,
 )
-from vlmguard.eval.sample import Expected, Sample, SkippedSample
+from vlmguard.eval.sample import Expected, Sample
 
 OVERSENSITIVITY_TYPES = {
     "type 1": "exaggerated risk",
@@ -40,23 +38,20 @@ class MOSSBench:
         path = data_file(options, "information.json", "MOSSBench file information.json")
         root = options.images.parent if options.images else path.parent
         items = read_json_object(path)
-        samples: list[Sample] = []
-        skipped: list[SkippedSample] = []
+        found = SampleCollector(options)
         for key, item in items.items():
             image_name, question = (
                 str(v) for v in item_fields(item, ("image", "question"), f"{path}: item {key}")
             )
-            if options.images is not None:
-                named = options.images / image_name.split("/")[-1]
-                image = image_for(named, options, found=find_image(options.images, named.name))
-            else:
-                image = image_for(root / image_name, options, found=find_image(root, image_name))
+            folder, name = (
+                (options.images, image_name.split("/")[-1]) if options.images else (root, image_name)
+            )
+            image = found.image(str(key), folder / name, image_name, found=find_image(folder, name))
             if image is None:
-                skipped.append(SkippedSample(id=str(key), reason=f"image missing: {image_name}"))
                 continue
             meta = item.get("metadata", {}) or {}
             over = str(meta.get("over", "")).strip()
-            samples.append(
+            found.add(
                 Sample(
                     id=str(key),
                     benchmark=self.name,
@@ -75,11 +70,9 @@ class MOSSBench:
                     },
                 )
             )
-        return BenchmarkData(
-            benchmark=self.name,
-            kind="over-refusal",
-            samples=select(samples, options),
-            skipped=skipped,
+        return found.result(
+            self.name,
+            "over-refusal",
             total=len(items),
             source={"questions": str(path), "images": str(options.images or root / "images")},
         )

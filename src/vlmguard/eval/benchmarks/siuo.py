@@ -8,17 +8,15 @@ names it; missing single files are reported as skipped items.
 
 from __future__ import annotations
 
-from vlmguard.eval.benchmarks.base import (
-    BenchmarkData,
-    BenchmarkOptions,
+from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions
+from vlmguard.eval.benchmarks.reading import (
+    SampleCollector,
     data_file,
-    image_for,
     images_folder,
     item_fields,
     read_json_list,
-    select,
 )
-from vlmguard.eval.sample import Expected, Sample, SkippedSample
+from vlmguard.eval.sample import Expected, Sample
 from vlmguard.taxonomy import category_from_label
 
 
@@ -40,18 +38,16 @@ class SIUO:
             "folder with --images DIR",
         )
         items = read_json_list(path)
-        samples: list[Sample] = []
-        skipped: list[SkippedSample] = []
+        found = SampleCollector(options)
         for item in items:
             fields = ("question_id", "image", "question", "category")
             sample_id, image_name, question, label = (
                 str(v) for v in item_fields(item, fields, f"{path}: an item")
             )
-            image = image_for(images / image_name, options)
+            image = found.image(sample_id, images / image_name, image_name)
             if image is None:
-                skipped.append(SkippedSample(id=sample_id, reason=f"image missing: {image_name}"))
                 continue
-            samples.append(
+            found.add(
                 Sample(
                     id=sample_id,
                     benchmark=self.name,
@@ -64,12 +60,10 @@ class SIUO:
                     safety_warning=item.get("safety_warning"),
                 )
             )
-        return BenchmarkData(
-            benchmark=self.name,
+        return found.result(
+            self.name,
+            "safety",
             variant="gen",
-            kind="safety",
-            samples=select(samples, options),
-            skipped=skipped,
             total=len(items),
             source={"questions": str(path), "images": str(images)},
         )

@@ -19,17 +19,15 @@ from __future__ import annotations
 from typing import Any
 
 from vlmguard.errors import InputError
-from vlmguard.eval.benchmarks.base import (
-    BenchmarkData,
-    BenchmarkOptions,
+from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions
+from vlmguard.eval.benchmarks.reading import (
+    SampleCollector,
     data_file,
-    image_for,
     images_folder,
     item_fields,
     read_json_list,
-    select,
 )
-from vlmguard.eval.sample import Expected, Sample, SkippedSample
+from vlmguard.eval.sample import Expected, Sample
 from vlmguard.taxonomy import category_from_label
 
 SUBSETS = ("safe_safes", "safe_unsafes", "unsafes")
@@ -64,8 +62,7 @@ class VLGuard:
             "folder with --images DIR",
         )
         subsets = (options.variant,) if options.variant else SUBSETS
-        samples: list[Sample] = []
-        skipped: list[SkippedSample] = []
+        found = SampleCollector(options)
         total = 0
         for item in read_json_list(path):
             item_id, image_name, safe, pairs = item_fields(
@@ -78,12 +75,11 @@ class VLGuard:
                 if subset not in subsets:
                     continue
                 sample_id = f"{item_id}/{subset}"
-                image = image_for(images / image_name, options)
+                image = found.image(sample_id, images / image_name, image_name)
                 if image is None:
-                    skipped.append(SkippedSample(id=sample_id, reason=f"image missing: {image_name}"))
                     continue
                 raw_label = item.get("harmful_subcategory") or item.get("harmful_category") or ""
-                samples.append(
+                found.add(
                     Sample(
                         id=sample_id,
                         benchmark=self.name,
@@ -103,12 +99,10 @@ class VLGuard:
                         },
                     )
                 )
-        return BenchmarkData(
-            benchmark=self.name,
+        return found.result(
+            self.name,
+            "mixed",
             variant=options.variant,
-            kind="mixed",
-            samples=select(samples, options),
-            skipped=skipped,
             total=total,
             source={"questions": str(path), "images": str(images)},
         )

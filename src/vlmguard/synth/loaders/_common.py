@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vlmguard.errors import ConfigError, InputError
-from vlmguard.eval.benchmarks.base import iter_jsonl
+from vlmguard.eval.benchmarks.reading import iter_jsonl
 from vlmguard.synth.seeds import Seed
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
@@ -28,6 +28,10 @@ class SeedFileOptions(BaseModel):
     missing: Literal["error", "skip"] = "error"
     """What a missing image file does: an error naming it, or its seed is left out."""
     id_prefix: str = "seed"
+
+    def images_folder(self, default: Path) -> Path:
+        """The ``images`` folder given (``~`` expanded), else ``default``."""
+        return Path(self.images).expanduser() if self.images else default
 
 
 def parse_options(model: type[OptionsT], loader: str, options: dict[str, Any]) -> OptionsT:

@@ -36,7 +36,7 @@ def load_jsonl(path: str, options: dict[str, Any]) -> list[Seed]:
     """Seeds from a generic JSONL (or JSON list) file."""
     opts = parse_options(JsonlOptions, "jsonl", options)
     file = existing_file(path, "seed file")
-    base = Path(opts.images).expanduser() if opts.images else file.parent
+    base = opts.images_folder(file.parent)
     return first_seeds(_seeds(file, base, opts), opts, "jsonl")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from vlmguard.eval.benchmarks import BenchmarkOptions, load_benchmark
@@ -20,7 +19,7 @@ def load_mmvet(path: str, options: dict[str, Any]) -> list[Seed]:
     """Benign seeds from MM-Vet; the reference answers are too terse to serve as helpful answers."""
     opts = parse_options(MMVetOptions, "mmvet", options)
     file = existing_file(path, "MM-Vet json")
-    folder = Path(opts.images).expanduser() if opts.images else file.parent / "images"
+    folder = opts.images_folder(file.parent / "images")
     data = load_benchmark("mmvet", BenchmarkOptions(data=file, images=folder, missing_images="keep"))
     seeds = (
         (

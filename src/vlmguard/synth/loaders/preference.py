@@ -40,7 +40,7 @@ def load_preference(path: str, options: dict[str, Any]) -> list[Seed]:
     """Seeds from a chosen/rejected JSON or JSONL file."""
     opts = parse_options(PreferenceOptions, "preference", options)
     file = existing_file(path, "preference data file")
-    base = Path(opts.images).expanduser() if opts.images else file.parent
+    base = opts.images_folder(file.parent)
     return first_seeds(_seeds(file, base, opts), opts, "preference")
 
 
