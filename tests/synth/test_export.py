@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from synth_testkit import write_rules, write_seed_file
 
+from vlmguard.backends.chat_format import chat_template_messages
 from vlmguard.backends.mock import MockVLM
 from vlmguard.errors import ConfigError
 from vlmguard.rewriter.format import parse_rewriter_output
 from vlmguard.rewriter.model import ModelRewriter
 from vlmguard.synth.config import SynthConfig
-from vlmguard.synth.export import ExportConfig, export_run, select_mix, split_by_image, to_trl_messages
+from vlmguard.synth.export import ExportConfig, export_run, select_mix, split_by_image
 from vlmguard.synth.pipeline import run_synthesis
 from vlmguard.types import Decision, ImageData
 
@@ -49,7 +50,7 @@ async def test_rows_are_what_the_model_rewriter_sends_and_parses(tmp_path: Path)
         from vlmguard.images import load_image
 
         image: ImageData = load_image(image_path)
-        expected = to_trl_messages(rewriter.build_messages(seeds[row["id"]]["prompt"], [image]))
+        expected = chat_template_messages(rewriter.build_messages(seeds[row["id"]]["prompt"], [image]))
         assert row["messages"][:-1] == expected
         assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
         assert row["messages"][1]["content"][0] == {"type": "image"}

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmguard.backends.base import DEFAULT_CONFIG, BaseVLM
+from vlmguard.backends.chat_format import chat_template_messages
 from vlmguard.backends.hf_batching import BatchQueue, PendingRequest
 from vlmguard.backends.hf_loading import (
     DEVICES,
@@ -44,7 +45,7 @@ from vlmguard.backends.hf_loading import (
     load_model_and_processor,
 )
 from vlmguard.errors import BackendError, ConfigError
-from vlmguard.types import Completion, GenerateConfig, ImagePart, Message, Usage
+from vlmguard.types import Completion, GenerateConfig, Message, Usage
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,6 @@ class TokenLogprob:
     token: str
     token_id: int
     logprob: float
-
-
-def _chat_message(message: Message) -> dict[str, Any]:
-    parts: list[dict[str, Any]] = []
-    for part in message.content:
-        if isinstance(part, ImagePart):
-            parts.append({"type": "image"})
-        else:
-            parts.append({"type": "text", "text": part.text})
-    return {"role": message.role, "content": parts}
 
 
 class HFVLM(BaseVLM):
@@ -143,7 +134,7 @@ class HFVLM(BaseVLM):
         """The prompt text the model sees: the chat template with a generation prompt, then ``prefix``."""
         if not messages:
             raise BackendError("no messages to send")
-        conversation = [_chat_message(m) for m in messages]
+        conversation = chat_template_messages(messages)
         text = self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
         return str(text) + prefix
 

@@ -28,12 +28,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from vlmguard.backends.chat_format import chat_template_messages
 from vlmguard.durable import atomic_write_bytes, atomic_write_text, sha256_file
 from vlmguard.errors import ConfigError, ParseError
 from vlmguard.synth.records import SynthRecord
 from vlmguard.synth.stage_common import record_images
 from vlmguard.synth.stages import final_prompt
-from vlmguard.types import ImageData, ImagePart, Message
+from vlmguard.types import ImageData
 
 PAPER_MIX = "8904:977"
 """The paper's safety : helpfulness row ratio."""
@@ -92,20 +93,6 @@ class ExportCard(BaseModel):
     images: int
     hashes: dict[str, str]
     standin_teacher: bool
-
-
-def to_trl_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """Messages in TRL's conversational form (image placeholders, text parts)."""
-    out: list[dict[str, Any]] = []
-    for message in messages:
-        content: list[dict[str, Any]] = []
-        for part in message.content:
-            if isinstance(part, ImagePart):
-                content.append({"type": "image"})
-            else:
-                content.append({"type": "text", "text": part.text})
-        out.append({"role": message.role, "content": content})
-    return out
 
 
 def select_mix(
@@ -226,7 +213,7 @@ def export_records(
             {
                 "images": [_write_image(images_dir, img) for img in images],
                 "messages": [
-                    *to_trl_messages(messages),
+                    *chat_template_messages(messages),
                     {"role": "assistant", "content": [{"type": "text", "text": target}]},
                 ],
                 "id": record.id,
