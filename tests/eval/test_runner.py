@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ from vlmguard.eval.benchmarks import BenchmarkOptions
 from vlmguard.eval.judges.refusal import RefusalJudge
 from vlmguard.eval.runner import BenchmarkSpec, RunConfig, run_eval
 from vlmguard.eval.store import RESULTS_FILE, ResultStore, read_manifest, read_records
-from vlmguard.types import GenerateConfig, Message
+from vlmguard.types import Completion, GenerateConfig, Message
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -128,13 +129,39 @@ async def test_cache_makes_a_repeated_run_call_no_model(tmp_path: Path) -> None:
     assert all(r.model_calls == 0 for r in read_records(tmp_path / "b" / RESULTS_FILE))
 
 
+class RendezvousVLM(MockVLM):
+    """An echo model whose calls wait until ``together`` of them are in flight at once.
+
+    A runner that sent fewer requests at a time would leave every call waiting; the wait is bounded so
+    such a runner fails the test with errors instead of hanging.
+    """
+
+    def __init__(self, together: int) -> None:
+        super().__init__(mode="echo")
+        self.together = together
+        self.in_flight = 0
+        self.peak = 0
+        self._all_in = asyncio.Event()
+
+    async def generate(self, messages: Sequence[Message], config: GenerateConfig | None = None) -> Completion:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        if self.in_flight >= self.together:
+            self._all_in.set()
+        try:
+            await asyncio.wait_for(self._all_in.wait(), timeout=30)
+            return await super().generate(messages, config)
+        finally:
+            self.in_flight -= 1
+
+
 async def test_concurrency_runs_samples_in_parallel(tmp_path: Path) -> None:
+    # The wall-clock figure (12 calls of 0.2 s at concurrency 12) is printed by benchmarks/mock_timings.py.
     data = items(tmp_path / "items.jsonl", 12)
-    start = time.perf_counter()
-    await run_eval(
-        config(data, concurrency=12, use_cache=False), tmp_path / "run", target=MockVLM.echo(latency_s=0.2)
-    )
-    assert time.perf_counter() - start < 12 * 0.2 / 3
+    target = RendezvousVLM(together=12)
+    summary = await run_eval(config(data, concurrency=12, use_cache=False), tmp_path / "run", target=target)
+    assert summary.completed == 12 and summary.errors == 0
+    assert target.peak == 12
 
 
 async def test_retries_recover_from_transient_errors(tmp_path: Path) -> None:
