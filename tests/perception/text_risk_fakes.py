@@ -3,44 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "to",
-        "of",
-        "and",
-        "or",
-        "in",
-        "on",
-        "for",
-        "is",
-        "are",
-        "i",
-        "you",
-        "my",
-        "me",
-        "how",
-        "do",
-        "can",
-        "what",
-        "this",
-        "that",
-        "with",
-        "it",
-    ]
-)
+from vlmguard.words import content_words
 
 
 class BagOfWordsEncoder:
-    """A deterministic sentence encoder: hashed bag of content words, L2-normalised."""
+    """A deterministic sentence encoder: hashed bag of content words (``vlmguard.words``), L2-normalised."""
 
     dim = 1024
 
@@ -51,9 +23,7 @@ class BagOfWordsEncoder:
         self.calls += 1
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
-            for word in re.findall(r"[a-z]+", text.lower()):
-                if word in _STOP:
-                    continue
+            for word in content_words(text):
                 h = int(hashlib.md5(word.encode()).hexdigest(), 16)
                 out[i, h % self.dim] += 1.0
             norm = np.linalg.norm(out[i])
