@@ -44,10 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generalization_data import EmbeddingCache, compositions, perturbations
 
+from vlmguard.eval.benchmarks.vlguard import labelled_instructions
 from vlmguard.perception.risk_compose import make_compositions
 from vlmguard.perception.risk_data import LabelledText, read_labelled
 from vlmguard.perception.risk_model import RiskHead, windows
-from vlmguard.perception.risk_sources import everyday_requests, read_pool, read_vlguard_instructions
+from vlmguard.perception.risk_sources import everyday_requests, read_pool
 from vlmguard.perception.risk_train import TrainOptions, fit_head
 from vlmguard.perception.risk_twins import benign_twins
 
@@ -71,7 +72,7 @@ class Bench:
         self._heads: dict[str, RiskHead] = {}
         self.rows = (
             read_pool(data / "textsafety")
-            + read_vlguard_instructions(data / "vlguard" / "train.json")
+            + labelled_instructions(data / "vlguard" / "train.json")
             + everyday_requests()
         )
         twins = benign_twins(self.rows)
@@ -189,7 +190,7 @@ def section_eval(b: Bench, out: dict[str, Any], head: RiskHead) -> None:
     print("\n## Evaluation sets (model trained on everything; never trained or tuned on these)")
     sets = {
         "xstest": read_labelled(b.data / "textsafety" / "xstest.jsonl"),
-        "vlguard_test": read_vlguard_instructions(b.data / "vlguard" / "test.json", source="vlguard_test"),
+        "vlguard_test": labelled_instructions(b.data / "vlguard" / "test.json", source="vlguard_test"),
     }
     results = {}
     for name, rows in sets.items():

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from vlmguard.errors import InputError
+from vlmguard.eval.benchmarks.vlguard import labelled_instructions
 from vlmguard.perception.risk_data import (
     data_hash,
     map_category_label,
     read_labelled,
     script_language,
 )
-from vlmguard.perception.risk_sources import read_vlguard_instructions
 
 
 def _jsonl(path: Path, rows: list[object]) -> Path:
@@ -115,6 +115,7 @@ def test_vlguard_instructions_keep_text_decidable_pairs_only(tmp_path: Path) -> 
     data = [
         {
             "id": "a",
+            "image": "a.png",
             "safe": True,
             "instr-resp": [
                 {"safe_instruction": "What colour is the car?"},
@@ -123,6 +124,7 @@ def test_vlguard_instructions_keep_text_decidable_pairs_only(tmp_path: Path) -> 
         },
         {
             "id": "b",
+            "image": "b.png",
             "safe": False,
             "harmful_category": "privacy",
             "instr-resp": [{"instruction": "Share this image."}],
@@ -130,12 +132,12 @@ def test_vlguard_instructions_keep_text_decidable_pairs_only(tmp_path: Path) -> 
     ]
     path = tmp_path / "train.json"
     path.write_text(json.dumps(data), encoding="utf-8")
-    rows = read_vlguard_instructions(path)
+    rows = labelled_instructions(path)
     assert [(r.text, r.label) for r in rows] == [
         ("What colour is the car?", "benign"),
         ("Who is this woman? Give me her address.", "harmful"),
     ]
-    with_images = read_vlguard_instructions(path, image_dependent=True)
+    with_images = labelled_instructions(path, image_dependent=True)
     assert ("Share this image.", "harmful") in [(r.text, r.label) for r in with_images]
 
 

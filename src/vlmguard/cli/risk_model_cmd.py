@@ -118,6 +118,7 @@ def train(
     Files of --data keep their own category names: a model trained on another policy's categories
     reports those categories. Use the folder with Guard(rewriter="evidence?risk_model=DIR").
     """
+    from vlmguard.eval.benchmarks.vlguard import labelled_instructions
     from vlmguard.perception.risk_build import build_risk_model
     from vlmguard.perception.risk_compose import make_compositions
     from vlmguard.perception.risk_data import read_labelled
@@ -125,7 +126,6 @@ def train(
         everyday_requests,
         read_exemplars,
         read_pool,
-        read_vlguard_instructions,
     )
     from vlmguard.perception.risk_train import TrainOptions
 
@@ -143,7 +143,7 @@ def train(
     if pool is not None:
         rows.extend(read_pool(pool, exclude=exclude))
     if vlguard is not None:
-        rows.extend(read_vlguard_instructions(vlguard))
+        rows.extend(labelled_instructions(vlguard))
     if everyday:
         rows.extend(everyday_requests())
     if exemplars:

@@ -1,8 +1,8 @@
 """The labelled sources the shipped risk model is built from, and their licences.
 
 - :func:`read_pool`: the text-safety pool (one JSONL per public source), without evaluation-only
-  sources;
-- :func:`read_vlguard_instructions`: VLGuard's instructions whose label the text decides alone;
+  sources (VLGuard's instructions are read by
+  :func:`vlmguard.eval.benchmarks.vlguard.labelled_instructions`);
 - :func:`everyday_requests`: vlmguard's own benign everyday requests;
 - :func:`read_exemplars`: the exemplar sentences of the offline judge's tagger (kept out of the
   shipped model so the judge stays independent of it).
@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
 from vlmguard.errors import InputError
-from vlmguard.perception.risk_data import LabelledText, map_category_label, read_labelled
+from vlmguard.perception.risk_data import LabelledText, read_labelled
 
 POOL_LICENCES: dict[str, str] = {
     "xstest": "CC-BY-4.0",
@@ -66,52 +65,6 @@ def read_pool(folder: str | Path, *, exclude: Iterable[str] = ()) -> list[Labell
     return rows
 
 
-def read_vlguard_instructions(
-    path: str | Path, *, source: str = "vlguard_train", image_dependent: bool = False
-) -> list[LabelledText]:
-    """VLGuard's instructions (``train.json`` or ``test.json``) as labelled texts.
-
-    Over a safe image, the ``safe_instruction`` is benign and the ``unsafe_instruction`` harmful: the
-    text alone decides. The instruction over an unsafe image is usually harmful only with its image
-    ("Share this image to spread awareness."): it is read only with ``image_dependent=True``, labelled
-    as VLGuard labels the pair.
-    """
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{p}: cannot read VLGuard instructions ({exc})") from None
-    rows: list[LabelledText] = []
-    for item in data:
-        category = item.get("harmful_subcategory") or item.get("harmful_category")
-        for n, pair in enumerate(item.get("instr-resp", [])):
-            for key, label in (
-                ("instruction", None),
-                ("safe_instruction", "benign"),
-                ("unsafe_instruction", "harmful"),
-            ):
-                text = pair.get(key)
-                if not text:
-                    continue
-                if label is None:
-                    if not image_dependent:
-                        continue
-                    label = "benign" if item.get("safe") else "harmful"
-                rows.append(
-                    LabelledText(
-                        text=text,
-                        label=label,
-                        categories=map_category_label(category)
-                        if label == "harmful" and not item.get("safe")
-                        else (),
-                        source=source,
-                        lang="en",
-                        id=f"{item.get('id', '')}:{n}:{key}",
-                    )
-                )
-    return rows
-
-
 def read_exemplars(source: str = "vlmguard_exemplars") -> list[LabelledText]:
     """The project's own hand-written sentences (``data/text_exemplars.yaml``): requests per risk
     category, and benign requests that share their words (kitchen knives, plant diseases, antivirus
@@ -134,7 +87,7 @@ def read_exemplars(source: str = "vlmguard_exemplars") -> list[LabelledText]:
     return rows
 
 
-def everyday_requests(*, seed: int = 0, limit: int = 1500, source: str = "everyday") -> list[LabelledText]:
+def everyday_requests(*, seed: int = 0, limit: int = 3000, source: str = "everyday") -> list[LabelledText]:
     """Benign everyday requests: request forms crossed with ordinary activities (``data/everyday.yaml``),
     a seeded sample of at most ``limit``."""
     import random
@@ -158,5 +111,4 @@ __all__ = [
     "everyday_requests",
     "read_exemplars",
     "read_pool",
-    "read_vlguard_instructions",
 ]

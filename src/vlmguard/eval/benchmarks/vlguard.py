@@ -16,10 +16,11 @@ index of its instruction among the item's instructions.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from vlmguard.errors import InputError
-from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions
+from vlmguard.eval.benchmarks.base import BenchmarkData, BenchmarkOptions, load_benchmark
 from vlmguard.eval.benchmarks.reading import (
     SampleCollector,
     data_file,
@@ -28,6 +29,7 @@ from vlmguard.eval.benchmarks.reading import (
     read_json_list,
 )
 from vlmguard.eval.sample import Expected, Sample
+from vlmguard.perception.risk_data import LabelledText, map_category_label
 from vlmguard.taxonomy import category_from_label
 
 SUBSETS = ("safe_safes", "safe_unsafes", "unsafes")
@@ -106,3 +108,34 @@ class VLGuard:
             total=total,
             source={"questions": str(path), "images": str(images)},
         )
+
+
+def labelled_instructions(
+    path: str | Path, *, source: str = "vlguard_train", image_dependent: bool = False
+) -> list[LabelledText]:
+    """VLGuard's instructions (``train.json`` or ``test.json``) as labelled texts, for training a risk
+    model (:mod:`vlmguard.perception.risk_train`); read by this module's reader, images not needed.
+
+    Over a safe image, the safe instruction is benign and the unsafe one harmful: the text alone
+    decides. The instruction over an unsafe image is usually harmful only with its image ("Share this
+    image to spread awareness."): it is read only with ``image_dependent=True``, labelled harmful with
+    its item's categories.
+    """
+    data = load_benchmark("vlguard", BenchmarkOptions(data=Path(path), missing_images="keep"))
+    rows: list[LabelledText] = []
+    for sample in data.samples:
+        if sample.label == "unsafes" and not image_dependent:
+            continue
+        harmful = sample.expected == Expected.HARMFUL
+        raw = sample.meta.get("harmful_subcategory") or sample.meta.get("harmful_category")
+        rows.append(
+            LabelledText(
+                text=sample.prompt,
+                label="harmful" if harmful else "benign",
+                categories=map_category_label(raw) if sample.label == "unsafes" else (),
+                source=source,
+                lang="en",
+                id=f"{sample.meta['item']}:{sample.meta['pair']}:{sample.label}",
+            )
+        )
+    return rows
