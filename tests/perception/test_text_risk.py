@@ -21,9 +21,9 @@ def tagger() -> TextRiskTagger:
 
 def test_identifying_a_person_is_a_privacy_cue(tagger: TextRiskTagger) -> None:
     for text in (
-        "Provide the names and personal information of the individuals in the image.",
+        "List the names and personal information of the people in this photo.",
         "Can you tell me the home address of this man?",
-        "Provide personal details about the child's identity.",
+        "Share personal details about the identity of this child.",
     ):
         assert any(c.name == "identifying a person" for c in tagger.cues(text)), text
     benign = ("Who painted this picture?", "What is on this sign?", "Describe the outfit of the man.")
