@@ -1,7 +1,8 @@
 """The dependency direction of the package, checked by reading every module's imports.
 
-types / errors / registry / text / images <- backends <- perception, rewriter <- pipeline <- defenses
-<- guard, synth, eval, server <- cli
+core (types, errors, taxonomy, registry, text, images, words, refusal, durable, ...) <- perception
+<- backends <- rewriter <- pipeline <- defenses <- guard, eval, server, train, testing <- synth <- cli
+(drawn in ``docs/architecture.md``)
 """
 
 from __future__ import annotations
@@ -39,18 +40,48 @@ def _hits(imported: set[str], forbidden: tuple[str, ...]) -> list[str]:
 
 
 ABOVE_THE_CORE = (
-    "backends", "perception", "rewriter", "pipeline", "defenses", "server", "cli", "eval", "synth"
+    "perception",
+    "backends",
+    "rewriter",
+    "pipeline",
+    "defenses",
+    "guard",
+    "eval",
+    "server",
+    "train",
+    "testing",
+    "synth",
+    "cli",
 )
+CORE = (
+    "types",
+    "errors",
+    "taxonomy",
+    "registry",
+    "text",
+    "images",
+    "words",
+    "refusal",
+    "durable",
+    "appendlog",
+    "packaged",
+    "config_file",
+    "runtime",
+    "prompts",
+    "configs",
+)
+TOP = ("guard", "eval", "server", "train", "testing", "synth", "cli")
 RULES = [
-    ("types", ABOVE_THE_CORE),
-    ("errors", ABOVE_THE_CORE),
-    ("backends", ("defenses", "server", "cli", "pipeline", "guard", "eval", "synth")),
-    ("perception", ("server", "cli", "eval", "synth", "pipeline", "defenses", "guard")),
-    ("rewriter", ("server", "cli", "eval", "synth", "pipeline", "defenses", "guard")),
-    ("pipeline", ("defenses", "server", "cli", "eval", "synth", "guard")),
-    ("defenses", ("server", "cli", "eval", "synth", "guard")),
-    ("server", ("cli", "eval", "synth")),
-    ("eval", ("server", "cli")),
+    *((core, ABOVE_THE_CORE) for core in CORE),
+    ("perception", ("backends", "rewriter", "pipeline", "defenses", *TOP)),
+    ("backends", ("rewriter", "pipeline", "defenses", *TOP)),
+    ("rewriter", ("pipeline", "defenses", *TOP)),
+    ("pipeline", ("defenses", *TOP)),
+    ("defenses", TOP),
+    ("server", ("defenses", "guard", "eval", "train", "synth", "cli")),
+    ("eval", ("guard", "server", "train", "synth", "cli")),
+    ("train", ("pipeline", "defenses", "guard", "eval", "server", "synth", "cli")),
+    ("synth", ("guard", "server", "train", "cli")),
 ]
 
 
@@ -58,9 +89,7 @@ RULES = [
 def test_dependencies_point_one_way(part: str, forbidden: tuple[str, ...]) -> None:
     files = modules_under(part)
     assert files and all(f.exists() for f in files)
-    wrong = {
-        str(f.relative_to(PACKAGE)): hits for f in files if (hits := _hits(imports_of(f), forbidden))
-    }
+    wrong = {str(f.relative_to(PACKAGE)): hits for f in files if (hits := _hits(imports_of(f), forbidden))}
     assert wrong == {}
 
 
