@@ -87,7 +87,7 @@ def read_exemplars(source: str = "vlmguard_exemplars") -> list[LabelledText]:
     return rows
 
 
-def everyday_requests(*, seed: int = 0, limit: int = 3000, source: str = "everyday") -> list[LabelledText]:
+def everyday_requests(*, seed: int = 0, limit: int = 1500, source: str = "everyday") -> list[LabelledText]:
     """Benign everyday requests: request forms crossed with ordinary activities (``data/everyday.yaml``),
     a seeded sample of at most ``limit``."""
     import random

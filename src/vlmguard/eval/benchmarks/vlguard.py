@@ -33,6 +33,8 @@ from vlmguard.perception.risk_data import LabelledText, map_category_label
 from vlmguard.taxonomy import category_from_label
 
 SUBSETS = ("safe_safes", "safe_unsafes", "unsafes")
+_FIELD = {"safe_safes": "safe_instruction", "safe_unsafes": "unsafe_instruction", "unsafes": "instruction"}
+"""The field of an instruction pair each subset reads."""
 
 
 def _subset(safe: bool, pair: dict[str, Any], where: str) -> tuple[str, str, Expected]:
@@ -135,7 +137,7 @@ def labelled_instructions(
                 categories=map_category_label(raw) if sample.label == "unsafes" else (),
                 source=source,
                 lang="en",
-                id=f"{sample.meta['item']}:{sample.meta['pair']}:{sample.label}",
+                id=f"{sample.meta['item']}:{sample.meta['pair']}:{_FIELD[sample.label]}",
             )
         )
     return rows
