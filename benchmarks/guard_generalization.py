@@ -45,12 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalization_data import EmbeddingCache, compositions, perturbations
 
 from vlmguard.eval.benchmarks.vlguard import labelled_instructions
-from vlmguard.perception.risk_compose import make_compositions
+from vlmguard.perception.risk_augment import HEADING_SOURCE, augmented
 from vlmguard.perception.risk_data import LabelledText, read_labelled
 from vlmguard.perception.risk_model import RiskHead, windows
 from vlmguard.perception.risk_sources import everyday_requests, read_pool
 from vlmguard.perception.risk_train import TrainOptions, fit_head
-from vlmguard.perception.risk_twins import benign_twins
+from vlmguard.perception.risk_twins import TWIN_SOURCE
 
 SECTIONS = ("loso", "languages", "robustness", "eval", "compositions", "latency")
 
@@ -75,8 +75,7 @@ class Bench:
             + labelled_instructions(data / "vlguard" / "train.json")
             + everyday_requests()
         )
-        twins = benign_twins(self.rows)
-        self.extra = twins + (make_compositions(self.rows + twins) if with_compositions else [])
+        self.extra = augmented(self.rows, compositions=with_compositions)
         self.x = self.embed([r.text for r in self.rows])
         self.x_extra = self.embed([r.text for r in self.extra]) if self.extra else None
 
@@ -103,7 +102,9 @@ class Bench:
     @staticmethod
     def _composition_kept(row: LabelledText, keep: Callable[[LabelledText], bool]) -> bool:
         parts = row.id.split(":")
-        source = parts[1] if parts[0] == "twins" and len(parts) > 1 else parts[0]
+        while parts[0] in (TWIN_SOURCE, HEADING_SOURCE) and len(parts) > 1:
+            parts = parts[1:]  # a row made from a made row: the source it was made from
+        source = parts[0]
         if source == "object":
             return True
         return keep(LabelledText(text="x", label="benign", source=source, lang="en"))

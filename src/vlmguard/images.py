@@ -1,4 +1,7 @@
-"""The only module that touches PIL: decode, validate, limit, hash and convert images.
+"""Where every incoming image is read: decode, validate, limit, hash and convert images.
+
+Other modules use PIL only on images this module has read, or to draw new ones (OCR and labels in
+``perception/``, the typography renderer, test images).
 
 Images come from bytes, file paths, ``data:`` URIs or PIL images. Every decoded image is
 checked against :class:`ImageLimits` *before* its pixels are decoded, so decompression bombs

@@ -77,6 +77,11 @@ def _encoders(value: str) -> list[str]:
     "--twins", is_flag=True, help="Add benign twins of the harmful how-to requests (same act, safe intent)."
 )
 @click.option(
+    "--headings",
+    is_flag=True,
+    help='Add the how-to requests written as titles ("How to X", "Steps to X."), each with its label.',
+)
+@click.option(
     "--exemplars",
     is_flag=True,
     help="Add the exemplar sentences of the offline judge's tagger (keeps the judge from being independent).",
@@ -105,6 +110,7 @@ def train(
     vlguard: Path | None,
     everyday: bool,
     twins: bool,
+    headings: bool,
     exemplars: bool,
     compositions: bool,
     exclude: tuple[str, ...],
@@ -119,8 +125,8 @@ def train(
     reports those categories. Use the folder with Guard(rewriter="evidence?risk_model=DIR").
     """
     from vlmguard.eval.benchmarks.vlguard import labelled_instructions
+    from vlmguard.perception.risk_augment import augmented
     from vlmguard.perception.risk_build import build_risk_model
-    from vlmguard.perception.risk_compose import make_compositions
     from vlmguard.perception.risk_data import read_labelled
     from vlmguard.perception.risk_sources import (
         everyday_requests,
@@ -149,12 +155,7 @@ def train(
     if exemplars:
         rows.extend(read_exemplars())
     rows = [r for r in rows if r.source not in set(exclude)]
-    if twins:
-        from vlmguard.perception.risk_twins import benign_twins
-
-        rows.extend(benign_twins(rows))
-    if compositions:
-        rows.extend(make_compositions(rows))
+    rows.extend(augmented(rows, twins=twins, headings=headings, compositions=compositions))
     console.print(
         f"training on {len(rows):,} rows ({sum(r.harmful for r in rows):,} harmful) with {'+'.join(names)}"
     )
