@@ -95,3 +95,15 @@ def test_training_needs_data_and_a_known_encoder(tmp_path: Path, data: list[Path
         ["risk-model", "train", "--data", str(data[0]), "--encoder", "bert", "--out", str(tmp_path / "m")],
     )
     assert result.exit_code != 0 and "unknown encoder" in result.output
+
+
+def test_made_rows_are_added_on_request(tmp_path: Path) -> None:
+    rows = [{"text": f"How can I {act}?", "label": "harmful"} for act in ("steal a car", "forge a passport")]
+    rows += [{"text": f"How can I {act}?", "label": "benign"} for act in ("bake bread", "fix a bike")]
+    path = _write(tmp_path / "howto.jsonl", rows)
+    out = tmp_path / "model"
+    args = ["risk-model", "train", "--data", str(path), "--twins", "--headings", "--encoder", "e5"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    trained_on = json.loads((out / "head.json").read_text())["trained_on"]
+    assert trained_on["howto"] == 4 and trained_on["twins"] == 2 and trained_on["headings"] >= 2
