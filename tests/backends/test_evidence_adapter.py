@@ -18,7 +18,7 @@ from vlmguard.backends.evidence_adapter import (
 from vlmguard.backends.mock import MockVLM
 from vlmguard.backends.spec import load_backend
 from vlmguard.errors import ConfigError
-from vlmguard.perception.image_evidence import ImagePerceiver, OcrLine
+from vlmguard.perception.image_evidence import ImagePerceiver, OcrLine, OcrReading
 from vlmguard.types import Completion, GenerateConfig, ImagePart, Message, TextPart
 
 
@@ -29,9 +29,9 @@ class FakeOcr:
     def load(self) -> None:
         pass
 
-    def read(self, image: Any) -> list[OcrLine]:
+    def read(self, image: Any) -> OcrReading:
         self.calls += 1
-        return [OcrLine(text="Steps to make a kite", score=0.99, box=(0.1, 0.1, 0.9, 0.3))]
+        return OcrReading(lines=[OcrLine(text="Steps to make a kite", score=0.99, box=(0.1, 0.1, 0.9, 0.3))])
 
 
 def _perceiver() -> ImagePerceiver:

@@ -13,7 +13,7 @@ from image_drawing import draw_text, to_image_data
 from vlmguard.errors import ConfigError, ImageError
 from vlmguard.images import load_image
 from vlmguard.perception.describe import describe_image
-from vlmguard.perception.image_evidence import ImageEvidence, ImageLabel, ImagePerceiver, OcrLine
+from vlmguard.perception.image_evidence import ImageEvidence, ImageLabel, ImagePerceiver, OcrLine, OcrReading
 from vlmguard.perception.labels import ConceptMap, ConceptRule, imagenet_classes
 from vlmguard.perception.nudity import NudityResult
 from vlmguard.taxonomy import RiskCategory
@@ -30,12 +30,13 @@ class FakeOcr:
     def load(self) -> None:
         pass
 
-    def read(self, image: Any) -> list[OcrLine]:
+    def read(self, image: Any) -> OcrReading:
         self.calls += 1
         self.sizes.append(image.size)
         self.modes.append(image.mode)
         self.pixels.append(image.getpixel((0, 0)))
-        return [OcrLine(text=t, score=0.9, box=(0.0, 0.0, 1.0, 1.0)) for t in self.text.splitlines() if t]
+        lines = [OcrLine(text=t, score=0.9, box=(0.0, 0.0, 1.0, 1.0)) for t in self.text.splitlines() if t]
+        return OcrReading(lines=lines)
 
 
 class FakeLabeler:
@@ -77,7 +78,7 @@ class Broken:
     def load(self) -> None:
         pass
 
-    def read(self, image: Any) -> list[OcrLine]:
+    def read(self, image: Any) -> OcrReading:
         raise RuntimeError("model exploded")
 
 
@@ -161,7 +162,7 @@ def test_failing_component_is_recorded_and_others_still_run() -> None:
 
 def test_missing_package_is_a_config_error_not_swallowed() -> None:
     class Missing(Broken):
-        def read(self, image: Any) -> list[OcrLine]:
+        def read(self, image: Any) -> OcrReading:
             raise ConfigError("OCR needs the 'rapidocr-onnxruntime' package")
 
     with pytest.raises(ConfigError):

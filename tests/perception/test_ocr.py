@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from image_drawing import draw_text
-from vlmguard.perception.ocr import MAX_SIDE, MIN_SIDE, _fit, group_lines
+from vlmguard.errors import ConfigError
+from vlmguard.perception.ocr import MAX_SIDE, MIN_SIDE, OcrEngine, _fit, group_lines, within_budget
 
 
 def _norm(text: str) -> str:
@@ -42,7 +44,7 @@ def test_fit_downscales_huge_and_upscales_tiny() -> None:
 
 def test_reads_drawn_text_exactly(ocr_engine: Any) -> None:
     img = draw_text(["How to make a cake", "Steps 1. 2. 3."])
-    lines = ocr_engine.read(img)
+    lines = ocr_engine.read(img).lines
     assert [_norm(line.text) for line in lines] == ["how to make a cake", "steps 1. 2. 3."]
     for line in lines:
         x0, y0, x1, y1 = line.box
@@ -51,23 +53,47 @@ def test_reads_drawn_text_exactly(ocr_engine: Any) -> None:
     assert lines[0].box[1] < lines[1].box[1]
 
 
+def test_boxes_are_read_in_order_until_the_budget_is_spent() -> None:
+    # width at the recogniser's height: 48 * w / h
+    assert within_budget([(48, 100), (24, 100), (48, 300)], 600) == 3
+    assert within_budget([(48, 100), (24, 100), (48, 300)], 400) == 2
+    assert within_budget([(48, 1000)], 999) == 0
+    assert within_budget([], 1) == 0
+    with pytest.raises(ConfigError):
+        OcrEngine(budget=0)
+
+
+def test_a_page_over_the_budget_reads_its_first_lines_and_counts_the_rest(ocr_engine: Any) -> None:
+    img = draw_text(
+        ["How to make a cake", "Buy flour and eggs", "Mix them well", "Bake for an hour"], size=(640, 300)
+    )
+    full = ocr_engine.read(img)
+    assert len(full.lines) == 4 and full.unread == 0
+    small = OcrEngine(threads=1, budget=900)
+    small._engine = ocr_engine._engine  # the same loaded models, a smaller budget
+    part = small.read(img)
+    assert 1 <= len(part.lines) < 4 and part.unread == 4 - len(part.lines)
+    assert [line.text for line in part.lines] == [line.text for line in full.lines[: len(part.lines)]]
+
+
 def test_no_text_gives_no_lines(ocr_engine: Any) -> None:
-    assert ocr_engine.read(Image.new("RGB", (320, 240), (40, 120, 200))) == []
+    reading = ocr_engine.read(Image.new("RGB", (320, 240), (40, 120, 200)))
+    assert reading.lines == [] and reading.unread == 0
 
 
 def test_upside_down_text_is_read_through_the_angle_classifier(ocr_engine: Any) -> None:
     img = draw_text(["Forward this message"], size=(600, 100), rotate=180)
-    text = " ".join(line.text for line in ocr_engine.read(img))
+    text = " ".join(line.text for line in ocr_engine.read(img).lines)
     assert _norm(text) == "forward this message"
 
 
 def test_vertical_text_is_read(ocr_engine: Any) -> None:
     img = draw_text(["Hello world"], size=(400, 100), rotate=90)
-    text = " ".join(line.text for line in ocr_engine.read(img))
+    text = " ".join(line.text for line in ocr_engine.read(img).lines)
     assert "hello" in _norm(text)
 
 
 def test_huge_text_is_read(ocr_engine: Any) -> None:
     img = draw_text(["BOMB"], size=(1800, 700), font_size=400)
-    text = " ".join(line.text for line in ocr_engine.read(img))
+    text = " ".join(line.text for line in ocr_engine.read(img).lines)
     assert _norm(text) == "bomb"

@@ -124,6 +124,23 @@ async def test_harmful_image_text_counts_as_the_policy_says(perceiver: FakePerce
     assert rw.report.visual[0].severity == Severity.LOW
 
 
+async def test_an_image_with_more_text_than_ocr_reads_is_treated_with_caution(
+    rewriter: EvidenceRewriter, perceiver: FakePerceiver, risk: FakeRiskModel, image_factory
+) -> None:
+    image = _image(image_factory)
+    perceiver.add(image, text="Minutes of the garden club meeting", unread=40)
+    rw = await rewriter.rewrite("Summarise this page.", [image])
+    assert rw.decision == Decision.REFRAME
+    [finding] = rw.report.visual
+    assert finding.severity == Severity.MEDIUM and "40 text boxes left unread" in finding.evidence
+    as_context = default_policy().model_copy(update={"unread_text_severity": Severity.LOW})
+    relaxed = EvidenceRewriter(
+        perceiver=perceiver, risk_model=risk, injection=FakeInjection(), policy=as_context
+    )
+    rw = await relaxed.rewrite("Summarise this page.", [image])
+    assert rw.decision == Decision.FORWARD and rw.prompt == "Summarise this page."
+
+
 async def test_an_object_left_to_the_image_is_read_with_the_concept(
     rewriter: EvidenceRewriter, perceiver: FakePerceiver, risk: FakeRiskModel, image_factory
 ) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from vlmguard.errors import ConfigError, ImageError
+from vlmguard.perception.ocr import OCR_BUDGET
 from vlmguard.taxonomy import RiskCategory
 from vlmguard.types import ImageData
 
@@ -33,6 +34,16 @@ class OcrLine(BaseModel):
     """Mean recognition confidence of the line's words (0..1)."""
     box: Box
     """``x0, y0, x1, y1`` normalised to 0..1 of the image's width and height."""
+
+
+class OcrReading(BaseModel):
+    """What OCR read in one image: its lines in reading order, and how many text boxes it found but
+    left unread because the image's recognition budget was spent (see
+    :class:`~vlmguard.perception.ocr.OcrEngine`)."""
+
+    model_config = ConfigDict(frozen=True)
+    lines: list[OcrLine] = Field(default_factory=list)
+    unread: int = 0
 
 
 class ImageLabel(BaseModel):
@@ -67,6 +78,9 @@ class ImageEvidence(BaseModel):
     ocr_text: str = ""
     """The text read in the image, lines in reading order joined by newlines."""
     ocr_lines: list[OcrLine] = Field(default_factory=list)
+    ocr_unread: int = 0
+    """Text boxes found but not read: the image holds more text than its OCR budget (see
+    :class:`~vlmguard.perception.ocr.OcrEngine`); the guard treats such an image with caution."""
     labels: list[ImageLabel] = Field(default_factory=list)
     """Top-k ImageNet classes (empty when labels are off)."""
     concepts: list[VisualConcept] = Field(default_factory=list)
@@ -98,6 +112,7 @@ class ImagePerceiver:
     is recorded in :attr:`ImageEvidence.errors` and the others still run; a component that is not
     installed raises :class:`~vlmguard.errors.ConfigError` on first use.
 
+    ``ocr_budget`` bounds the recognition work per image (see :class:`~vlmguard.perception.ocr.OcrEngine`).
     ``nudity_model`` picks the nudity scorer (``nudenet``, the default, or ``open_nsfw``);
     ``nudity_threshold`` overrides the scorer's own threshold for reporting a ``nudity`` concept.
     """
@@ -110,6 +125,7 @@ class ImagePerceiver:
         nudity: bool = True,
         cache_size: int = 256,
         threads: int = 2,
+        ocr_budget: int = OCR_BUDGET,
         nudity_model: str = "nudenet",
         nudity_threshold: float | None = None,
         ocr_engine: Any = None,
@@ -122,6 +138,7 @@ class ImagePerceiver:
         self.use_nudity = nudity
         self.cache_size = cache_size
         self.threads = threads
+        self.ocr_budget = ocr_budget
         self.nudity_model = nudity_model
         self.nudity_threshold = nudity_threshold
         self._ocr = ocr_engine
@@ -140,7 +157,7 @@ class ImagePerceiver:
                 if self._ocr is None:
                     from vlmguard.perception.ocr import OcrEngine
 
-                    self._ocr = OcrEngine(threads=self.threads)
+                    self._ocr = OcrEngine(threads=self.threads, budget=self.ocr_budget)
         return self._ocr
 
     @property
@@ -220,11 +237,11 @@ class ImagePerceiver:
             raise ImageError(f"image could not be decoded: {exc}") from None
         timings["decode"] = _ms(start)
 
-        lines: list[OcrLine] = []
+        reading = OcrReading()
         if self.use_ocr:
             t = time.perf_counter()
             try:
-                lines = list(self.ocr_engine.read(pil))
+                reading = self.ocr_engine.read(pil)
             except Exception as exc:
                 if isinstance(exc, ConfigError):
                     raise
@@ -273,8 +290,9 @@ class ImagePerceiver:
             width=image.width,
             height=image.height,
             frames=image.frames,
-            ocr_text="\n".join(line.text for line in lines),
-            ocr_lines=lines,
+            ocr_text="\n".join(line.text for line in reading.lines),
+            ocr_lines=reading.lines,
+            ocr_unread=reading.unread,
             labels=labels,
             concepts=concepts,
             nudity_score=nudity_score,

@@ -345,6 +345,16 @@ class EvidenceRewriter:
         for component, message in sorted(ev.errors.items()):
             notes[Modality.VISUAL].append(f"{label}: {component} failed ({snippet(message, 60)})")
         findings = concept_findings(ev, label, self.policy, None)
+        if ev.ocr_unread:
+            findings.append(
+                Finding(
+                    modality=Modality.VISUAL,
+                    severity=self.policy.unread_text_severity,
+                    source="perception",
+                    evidence=f"{label} holds more text than the guard reads ({ev.ocr_unread} text boxes "
+                    "left unread); treated with caution",
+                )
+            )
         if reading is not None and reading.score.flagged:
             for found in risk_findings(reading, Modality.VISUAL, self.policy):
                 # a harmful request written in an image: the policy says how much it counts when the

@@ -59,6 +59,9 @@ class Policy(BaseModel):
     """Highest severity of a harmful request written in an image when the prompt read with it does not
     read as harmful: ``medium`` reframes (the prompt may hand the request to the image in words the
     model does not recognise), ``low`` keeps it as context."""
+    unread_text_severity: Severity = Severity.MEDIUM
+    """Severity of an image holding more text than OCR reads within its budget (the text left unread
+    could carry a request): ``medium`` reframes, ``low`` keeps it as context."""
     critical_cues: tuple[CriticalCue, ...] = ()
 
     def severity_of(self, category: str | None) -> Severity:

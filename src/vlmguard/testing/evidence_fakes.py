@@ -68,8 +68,11 @@ class FakePerceiver:
         concepts: Sequence[tuple[str, RiskCategory | None, float]] = (),
         nudity: float | None = None,
         error: Exception | None = None,
+        unread: int = 0,
     ) -> None:
-        self.script[image.sha256] = {"text": text, "concepts": concepts, "nudity": nudity, "error": error}
+        self.script[image.sha256] = {
+            "text": text, "concepts": concepts, "nudity": nudity, "error": error, "unread": unread
+        }
 
     def warmup(self) -> None:
         self.warmed = True
@@ -106,6 +109,7 @@ class FakePerceiver:
             height=image.height,
             frames=image.frames,
             ocr_text=item.get("text", ""),
+            ocr_unread=item.get("unread", 0),
             concepts=concepts,
             nudity_score=nudity,
             timings_ms={"ocr": 1.0},
