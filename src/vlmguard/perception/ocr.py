@@ -21,10 +21,11 @@ MIN_SIDE = 32
 REC_HEIGHT = 48
 """The height the recogniser reads each text box at (PP-OCRv4); its cost grows with the box's width
 at that height."""
-OCR_BUDGET = 40_000
-"""Recognition work per image, in pixels of text box width at :data:`REC_HEIGHT` (about 1,500
-characters). Measured on 2 cores: a 1600 px page covered in 15 px text holds about 465,000 (97
-boxes, about 25 s of recognition on one thread); a typographic image of four lines, under 5,000."""
+OCR_BUDGET = 16_000
+"""Recognition work per image, in pixels of text box width at :data:`REC_HEIGHT` (about 600
+characters; recognition costs about 0.12 ms per pixel on 2 cores). Measured: a typographic image of
+four lines needs about 3,000, the most text-heavy of 60 MM-Vet and 60 MOSSBench images 11,500; a
+1600 px page covered in 15 px text holds 465,000 (97 boxes, 49 s of recognition)."""
 
 
 def session_options(threads: int) -> Any:
