@@ -252,9 +252,10 @@ class EvidenceRewriter:
         self, prompt: str, images: Sequence[ImageData]
     ) -> tuple[list[Finding], dict[Modality, list[str]], str]:
         """The findings and notes for one turn (``prompt`` with ``images``), and the wording mode."""
-        pool = self._executor()
-        jobs = [pool.submit(self._perceive, img) for img in images]
-        prompt_injection = pool.submit(self.injection.score, prompt)
+        # Only images go to the worker pool: a text-only request never waits behind another
+        # request's images. The prompt is read for injection here while the images are perceived.
+        jobs = [self._executor().submit(self._perceive, img) for img in images]
+        prompt_injection = self.injection.score(prompt)
         evidences = [job.result() for job in jobs]
         labels = [f"image {i + 1}" if len(images) > 1 else "the image" for i in range(len(images))]
         texts = {
@@ -262,7 +263,7 @@ class EvidenceRewriter:
             for i, ev in enumerate(evidences)
             if not isinstance(ev, BaseException) and ev.ocr_text.strip()
         }
-        injections = {i: pool.submit(self.injection.score, text) for i, text in texts.items()}
+        injections = {i: self.injection.score(text) for i, text in texts.items()}
 
         # One pass of the risk model over the prompt, each image's text, and the compositions.
         readings = [TextReading(where="the prompt", text=prompt, score=None)]
@@ -280,7 +281,7 @@ class EvidenceRewriter:
         notes: dict[Modality, list[str]] = {m: [] for m in Modality}
         findings += self._textual(prompt_reading, notes)
         finding, note = injection_finding(
-            prompt_injection.result(), prompt, Modality.TEXTUAL, "the prompt", None
+            prompt_injection, prompt, Modality.TEXTUAL, "the prompt", None
         )
         findings += [finding] if finding else []
         notes[Modality.TEXTUAL] += [note] if note else []
@@ -364,7 +365,7 @@ class EvidenceRewriter:
                 findings.append(found.model_copy(update={"severity": severity}))
         if injection is not None:
             finding, note = injection_finding(
-                injection.result(), ev.ocr_text, Modality.VISUAL, f"{label}'s text", None
+                injection, ev.ocr_text, Modality.VISUAL, f"{label}'s text", None
             )
             findings += [finding] if finding else []
             notes[Modality.VISUAL] += [note] if note else []
