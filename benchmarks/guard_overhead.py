@@ -123,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         p50, p95, mean = _percentiles(samples)
         verdict = "ok" if p50 < target else "OVER TARGET"
         ok = ok and p50 < target
-        print(f"{label:46s} p50 {p50:7.3f} ms  p95 {p95:7.3f} ms  mean {mean:7.3f} ms  "
-              f"(target p50 < {target:g} ms: {verdict})")
+        print(
+            f"{label:46s} p50 {p50:7.3f} ms  p95 {p95:7.3f} ms  mean {mean:7.3f} ms  "
+            f"(target p50 < {target:g} ms: {verdict})"
+        )
     return 0 if ok else 1
 
 

@@ -83,8 +83,10 @@ def bench_perception(args: argparse.Namespace) -> None:
     perceiver.warmup()
     detector.load()
     cold = time.perf_counter() - start
-    print(f"cold start (OCR + EfficientNet-Lite0 + {args.nudity} + NanoGuard loaded): {cold:.2f} s, "
-          f"RSS {rss_mb():.0f} MB")
+    print(
+        f"cold start (OCR + EfficientNet-Lite0 + {args.nudity} + NanoGuard loaded): {cold:.2f} s, "
+        f"RSS {rss_mb():.0f} MB"
+    )
 
     sets = image_sets(Path(args.data), args.per_set)
     # one warm-up image so first-call allocations are not counted
@@ -121,8 +123,10 @@ def bench_perception(args: argparse.Namespace) -> None:
         quality[name] = counts
 
     keys = ["decode", "ocr", "labels", "nudity", "total", "injection(ocr text)", "image half per sample"]
-    print(f"\nwarm latency in ms, {args.threads} threads (median / p95), images per set: "
-          + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
+    print(
+        f"\nwarm latency in ms, {args.threads} threads (median / p95), images per set: "
+        + ", ".join(f"{k} {len(v)}" for k, v in sets.items())
+    )
     header = f"{'component':24s}" + "".join(f"{name:>20s}" for name in [*rows, "all"])
     print(header)
     for key in keys:
@@ -178,11 +182,13 @@ def bench_smollm2(args: argparse.Namespace) -> None:
             latencies.append(dt)
             rates.append(n / dt if dt else 0.0)
         await model.aclose()
-        print(f"\nSmolLM2-135M-Instruct ({model.engine}, {model.dtype}, {args.threads} threads): "
-              f"load {load:.1f} s; "
-              f"{tokens} tokens in {sum(latencies):.1f} s; {statistics.median(rates):.1f} tokens/s (median); "
-              f"{statistics.median(latencies):.1f} s per answer of <= {args.tokens} tokens; "
-              f"RSS {rss_mb():.0f} MB")
+        print(
+            f"\nSmolLM2-135M-Instruct ({model.engine}, {model.dtype}, {args.threads} threads): "
+            f"load {load:.1f} s; "
+            f"{tokens} tokens in {sum(latencies):.1f} s; {statistics.median(rates):.1f} tokens/s (median); "
+            f"{statistics.median(latencies):.1f} s per answer of <= {args.tokens} tokens; "
+            f"RSS {rss_mb():.0f} MB"
+        )
 
     asyncio.run(run())
 

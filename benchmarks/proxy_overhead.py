@@ -276,9 +276,12 @@ def stand_in_head(folder: Path) -> Path | None:
 
     dim, rng = 768, np.random.default_rng(0)
     arrays = {
-        "language_basis": np.zeros((0, dim), np.float32), "mean": np.zeros(dim, np.float32),
-        "scale": np.ones(dim, np.float32), "harm_w": rng.normal(size=dim).astype(np.float32) * 0.05,
-        "harm_b": np.zeros(1, np.float32), "cat_w": rng.normal(size=(dim, 2)).astype(np.float32),
+        "language_basis": np.zeros((0, dim), np.float32),
+        "mean": np.zeros(dim, np.float32),
+        "scale": np.ones(dim, np.float32),
+        "harm_w": rng.normal(size=dim).astype(np.float32) * 0.05,
+        "harm_b": np.zeros(1, np.float32),
+        "cat_w": rng.normal(size=(dim, 2)).astype(np.float32),
         "cat_b": np.zeros(2, np.float32),
     }
     categories = ["violence_weapons", "illegal_activity"]
@@ -341,16 +344,24 @@ def scaling(tmp: Path, args: argparse.Namespace) -> None:
     head = stand_in_head(tmp / "stand-in-head")
     spec = f"'evidence?risk_model={head}'" if head else "evidence"
     if head:
-        print("scaling: no trained risk head ships in this tree; a stand-in head with random weights over "
-              "the same encoders (MiniLM + E5) is used: same cost, decisions meaningless")
+        print(
+            "scaling: no trained risk head ships in this tree; a stand-in head with random weights over "
+            "the same encoders (MiniLM + E5) is used: same cost, decisions meaningless"
+        )
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}/v1"
     counter = iter(range(1_000_000))
     images = (text_image(i) for i in counter)
     rows: list[tuple[int, int, float, float]] = []
     with spawn(
-        ["-m", "vlmguard.server.fake_upstream", "--port", str(up_port),
-         "--latency", str(args.upstream_latency)],
+        [
+            "-m",
+            "vlmguard.server.fake_upstream",
+            "--port",
+            str(up_port),
+            "--latency",
+            str(args.upstream_latency),
+        ],
         upstream + "/models",
     ):
         for workers in (1, 2):
@@ -365,24 +376,32 @@ def scaling(tmp: Path, args: argparse.Namespace) -> None:
                 encoding="utf-8",
             )
             base = f"http://127.0.0.1:{port}/v1"
-            with spawn(["-m", "vlmguard.cli.main", "serve", "--config", str(cfg)],
-                       f"http://127.0.0.1:{port}/healthz", timeout_s=600):
+            with spawn(
+                ["-m", "vlmguard.cli.main", "serve", "--config", str(cfg)],
+                f"http://127.0.0.1:{port}/healthz",
+                timeout_s=600,
+            ):
                 # every worker loads its models before the timings
                 asyncio.run(guarded_rate(base, images, 8 * workers, 4 * workers))
                 for concurrency in (1, 8, 32):
                     n = args.scaling_requests if concurrency > 1 else max(8, args.scaling_requests // 6)
                     rate, rewrite_ms = asyncio.run(guarded_rate(base, images, n, concurrency))
                     rows.append((workers, concurrency, rate, statistics.median(rewrite_ms)))
-                    print(f"scaling: {workers} worker(s), concurrency {concurrency:>2}: {rate:.2f} req/s "
-                          f"(n={n}, rewrite p50 {statistics.median(rewrite_ms):.0f} ms)", flush=True)
+                    print(
+                        f"scaling: {workers} worker(s), concurrency {concurrency:>2}: {rate:.2f} req/s "
+                        f"(n={n}, rewrite p50 {statistics.median(rewrite_ms):.0f} ms)",
+                        flush=True,
+                    )
     base_rate = rows[0][2]
     print("\n| workers | concurrency | guarded image req/s | x (1 worker, c=1) | rewrite p50 ms |")
     print("|---|---|---|---|---|")
     for workers, concurrency, rate, rewrite in rows:
         print(f"| {workers} | {concurrency} | {rate:.2f} | {rate / base_rate:.2f} | {rewrite:.0f} |")
     top = next(r for r in rows if r[0] == 2 and r[1] == 32)[2] / base_rate
-    print(f"target: c=32 with 2 workers >= 1.8x c=1 with 1 worker: {top:.2f}x "
-          f"({'PASS' if top >= 1.8 else 'FAIL'}) on {os.cpu_count()} CPU(s)")
+    print(
+        f"target: c=32 with 2 workers >= 1.8x c=1 with 1 worker: {top:.2f}x "
+        f"({'PASS' if top >= 1.8 else 'FAIL'}) on {os.cpu_count()} CPU(s)"
+    )
     peers = asyncio.run(peer_costs(args.peer_requests, args.upstream_latency))
     single = rows[0][3]
     busy = 1000 / next(r for r in rows if r[0] == 2 and r[1] == 32)[2]

@@ -159,18 +159,21 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.to_thread(warm)
     app = create_app(config, rewriter=rewriter, upstream_transport=httpx.ASGITransport(app=FakeUpstream()))
     per_side = int((limits.max_request_pixels / limits.max_images) ** 0.5)
-    print(f"rewriter: {getattr(rewriter, 'name', '?')}; limits: {limits.max_images} images, "
-          f"{limits.max_image_pixels:,} px each, {limits.max_request_pixels:,} px per request; "
-          f"image lane concurrency {config.admission.image.concurrency}, "
-          f"waiting {config.admission.image.max_waiting}")
+    print(
+        f"rewriter: {getattr(rewriter, 'name', '?')}; limits: {limits.max_images} images, "
+        f"{limits.max_image_pixels:,} px each, {limits.max_request_pixels:,} px per request; "
+        f"image lane concurrency {config.admission.image.concurrency}, "
+        f"waiting {config.admission.image.max_waiting}"
+    )
     one = [text_image(760, 760, 0)]
     worst = [text_image(per_side, per_side, i) for i in range(limits.max_images)]
     side_old = int(limits.max_image_pixels**0.5)
     old_worst = [text_image(side_old, side_old, 0)] * limits.max_images
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=transport, base_url="http://proxy.test", timeout=600
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://proxy.test", timeout=600) as client,
+    ):
         await timed(client, body("warm up", one))
         rows = []
         cases = (("1 image 760x760", one), (f"{len(worst)} images {per_side}x{per_side}", worst))
@@ -183,14 +186,20 @@ async def main(args: argparse.Namespace) -> None:
         print(f"   {'request':<28} {'status':>6} {'total s':>9} {'analysis s':>11} {'peak RSS +MB':>13}")
         for label, status, seconds, analysis, growth in rows:
             print(f"   {label:<28} {status:>6} {seconds:>9.2f} {analysis:>11.2f} {growth:>13.1f}")
-        print(f"   worst / one image: analysis x{rows[1][3] / rows[0][3]:.1f}, peak RSS x"
-              f"{rows[1][4] / max(rows[0][4], 0.1):.1f}")
+        print(
+            f"   worst / one image: analysis x{rows[1][3] / rows[0][3]:.1f}, peak RSS x"
+            f"{rows[1][4] / max(rows[0][4], 0.1):.1f}"
+        )
         status, seconds, data = await timed(client, body("x", old_worst))
-        print(f"   {len(old_worst)} images {side_old}x{side_old} (each within the per-image limit): "
-              f"{status} {data.get('error', {}).get('code')} in {seconds:.2f} s")
+        print(
+            f"   {len(old_worst)} images {side_old}x{side_old} (each within the per-image limit): "
+            f"{status} {data.get('error', {}).get('code')} in {seconds:.2f} s"
+        )
 
-        print(f"\n2. text requests ({args.text_requests} sequential), alone and under a flood of "
-              f"{args.flooders} clients sending the worst allowed image request")
+        print(
+            f"\n2. text requests ({args.text_requests} sequential), alone and under a flood of "
+            f"{args.flooders} clients sending the worst allowed image request"
+        )
         alone = await text_latencies(client, args.text_requests)
         stop = asyncio.Event()
         seen: Counter[int] = Counter()
@@ -200,8 +209,10 @@ async def main(args: argparse.Namespace) -> None:
         under = await text_latencies(client, args.text_requests, stop)
         await asyncio.gather(*flood)
         for label, values in (("alone", alone), ("under flood", under)):
-            print(f"   {label:<12} p50 {statistics.median(values) * 1000:8.1f} ms   "
-                  f"p95 {pct(values, 0.95) * 1000:8.1f} ms   max {max(values) * 1000:8.1f} ms")
+            print(
+                f"   {label:<12} p50 {statistics.median(values) * 1000:8.1f} ms   "
+                f"p95 {pct(values, 0.95) * 1000:8.1f} ms   max {max(values) * 1000:8.1f} ms"
+            )
         ratio = pct(under, 0.95) / pct(alone, 0.95)
         print(f"   p95 under flood / alone: x{ratio:.2f} (target <= 2)")
         rss_mb = rss_bytes() / 2**20

@@ -16,8 +16,15 @@ def font_path() -> str:
     return os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
 
 
-def draw_text(lines: list[str], *, size: tuple[int, int] = (640, 200), font_size: int = 36, rotate: int = 0,
-              background: tuple[int, ...] = (255, 255, 255), mode: str = "RGB") -> Any:
+def draw_text(
+    lines: list[str],
+    *,
+    size: tuple[int, int] = (640, 200),
+    font_size: int = 36,
+    rotate: int = 0,
+    background: tuple[int, ...] = (255, 255, 255),
+    mode: str = "RGB",
+) -> Any:
     """A PIL image with ``lines`` drawn in black DejaVuSans, optionally rotated by ``rotate`` degrees."""
     from PIL import Image, ImageDraw, ImageFont
 

@@ -129,7 +129,10 @@ class Guard:
         return self.model
 
     async def aask(
-        self, prompt: str, image: ImageSource | None = None, images: Sequence[ImageSource] = (),
+        self,
+        prompt: str,
+        image: ImageSource | None = None,
+        images: Sequence[ImageSource] = (),
         config: GenerateConfig | None = None,
     ) -> DefenseResult:
         """Rewrite the request and send it to the target; returns the answer with the rewrite."""
@@ -137,7 +140,10 @@ class Guard:
         return await model.run([self._message(prompt, image, images)], config)
 
     def ask(
-        self, prompt: str, image: ImageSource | None = None, images: Sequence[ImageSource] = (),
+        self,
+        prompt: str,
+        image: ImageSource | None = None,
+        images: Sequence[ImageSource] = (),
         config: GenerateConfig | None = None,
     ) -> DefenseResult:
         """Synchronous :meth:`aask`."""

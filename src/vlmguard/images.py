@@ -66,8 +66,13 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def decode_image(data: bytes, *, limits: ImageLimits = DEFAULT_LIMITS, declared_mime: str | None = None,
-                 name: str = "image") -> ImageData:
+def decode_image(
+    data: bytes,
+    *,
+    limits: ImageLimits = DEFAULT_LIMITS,
+    declared_mime: str | None = None,
+    name: str = "image",
+) -> ImageData:
     """Validate ``data`` as an image and return an :class:`ImageData`.
 
     Raises :class:`ImageError` for empty, oversized, corrupt or unsupported data, for images over
@@ -151,7 +156,7 @@ def parse_data_uri(uri: str) -> tuple[str | None, bytes]:
     match = _DATA_URI.match(uri)
     if not match:
         raise ImageError("not a valid data URI (expected data:image/<type>;base64,<data>)")
-    payload = uri[match.end():]
+    payload = uri[match.end() :]
     if not match.group("b64"):
         raise ImageError("data URI must be base64-encoded")
     try:

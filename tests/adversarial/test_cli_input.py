@@ -37,8 +37,21 @@ def items(tmp_path: Path) -> Path:
 
 
 def _eval(items: Path, out: Path, *extra: str) -> list[str]:
-    return ["eval", "-b", f"jsonl={items}", "-d", "none", "-t", "mock:echo", "-j", "refusal",
-            "-o", str(out), "--no-report", *extra]
+    return [
+        "eval",
+        "-b",
+        f"jsonl={items}",
+        "-d",
+        "none",
+        "-t",
+        "mock:echo",
+        "-j",
+        "refusal",
+        "-o",
+        str(out),
+        "--no-report",
+        *extra,
+    ]
 
 
 def test_cache_and_no_cache_together_are_refused(

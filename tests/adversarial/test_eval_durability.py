@@ -81,9 +81,26 @@ def test_a_second_cli_run_on_the_same_folder_gets_one_line(tmp_path: Path) -> No
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         second = subprocess.run(
-            [sys.executable, "-m", "vlmguard.cli.main", "eval", "-b", f"jsonl={data}", "-d", "none",
-             "-t", "mock:echo", "-j", "refusal", "-o", str(run), "--no-report"],
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "vlmguard.cli.main",
+                "eval",
+                "-b",
+                f"jsonl={data}",
+                "-d",
+                "none",
+                "-t",
+                "mock:echo",
+                "-j",
+                "refusal",
+                "-o",
+                str(run),
+                "--no-report",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     finally:
         holder.communicate("", timeout=30)

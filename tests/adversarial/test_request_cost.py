@@ -64,9 +64,7 @@ async def test_full_image_lane_answers_503_with_retry_after_and_text_is_not_held
 
 async def test_one_key_cannot_fill_the_image_lane() -> None:
     rewriter = GatedRewriter()
-    svc = service(
-        rewriter, admission__image={"concurrency": 1, "max_waiting": 8, "max_pending_per_key": 1}
-    )
+    svc = service(rewriter, admission__image={"concurrency": 1, "max_waiting": 8, "max_pending_per_key": 1})
     first = asyncio.create_task(svc.guard(chat_body("a", IMAGE), client_key="greedy"))
     await _until(lambda: rewriter.started == 1)
     with pytest.raises(ProxyError) as more:

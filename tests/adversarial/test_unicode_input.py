@@ -25,8 +25,25 @@ from vlmguard.types import ImageData, Rewrite
 # every code point, lone surrogates and noncharacters included
 any_text = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=60)
 hostile = st.sampled_from(
-    ["\ud800", "\udfff", "\ud83d", "\ude00", "\x00", "\ufffe", "\uffff", "\U0010ffff", "\ufdd0",
-     "\u202e", "\u2066", "\u200b", "\ufeff", "\U000e0041", "\x1b[2J", "\\u12", "\\x"]
+    [
+        "\ud800",
+        "\udfff",
+        "\ud83d",
+        "\ude00",
+        "\x00",
+        "\ufffe",
+        "\uffff",
+        "\U0010ffff",
+        "\ufdd0",
+        "\u202e",
+        "\u2066",
+        "\u200b",
+        "\ufeff",
+        "\U000e0041",
+        "\x1b[2J",
+        "\\u12",
+        "\\x",
+    ]
 )
 suffixes = st.lists(st.one_of(hostile, any_text), max_size=4).map("".join)
 

@@ -88,7 +88,7 @@ async def test_injection_text_in_image_is_quoted_not_obeyed(ocr_perceiver: Any) 
     await EvidenceAdapterVLM(inner, ocr_perceiver).generate([Message.user("Read it", img)])
     user = inner.calls[0].messages[-1].text
     start = user.index("text in the image reads: ") + len("text in the image reads: ")
-    quoted = user[start:user.index("]", start)]
+    quoted = user[start : user.index("]", start)]
     # the image's text stays inside one quotation: its quotes and brackets are defanged
     assert quoted.startswith('"') and quoted.endswith('"') and quoted.count('"') == 2
     assert "forward this" in quoted

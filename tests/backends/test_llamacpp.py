@@ -84,16 +84,29 @@ def test_check_gguf_names_the_problem(tmp_path: Path, gguf: Path) -> None:
 
 def test_spec_options_and_errors(tmp_path: Path, gguf: Path) -> None:
     vlm = llamacpp_from_spec(
-        str(gguf), {"mmproj": str(gguf), "n_ctx": "512", "threads": "3", "parallel": "2",
-                    "max_new_tokens": "9", "name": "tiny-vlm", "chat_template": "chatml"},
+        str(gguf),
+        {
+            "mmproj": str(gguf),
+            "n_ctx": "512",
+            "threads": "3",
+            "parallel": "2",
+            "max_new_tokens": "9",
+            "name": "tiny-vlm",
+            "chat_template": "chatml",
+        },
     )
     assert vlm.name == "tiny-vlm" and vlm.max_new_tokens == 9
     assert vlm.options == LlamaCppOptions(gguf, gguf, 512, 3, 2, "chatml")
     assert load_backend(f"llamacpp:{gguf}").name == "tiny"  # nothing loads before the first call
     for target, options in [
-        ("", {}), (str(gguf), {"n_ctx": "big"}), (str(gguf), {"temperature": "1"}),
-        (str(gguf), {"mmproj": str(tmp_path / "nope.gguf")}), (str(gguf), {"n_ctx": "8"}),
-        (str(gguf), {"threads": "0"}), (str(gguf), {"parallel": "0"}), (str(gguf), {"max_new_tokens": "0"}),
+        ("", {}),
+        (str(gguf), {"n_ctx": "big"}),
+        (str(gguf), {"temperature": "1"}),
+        (str(gguf), {"mmproj": str(tmp_path / "nope.gguf")}),
+        (str(gguf), {"n_ctx": "8"}),
+        (str(gguf), {"threads": "0"}),
+        (str(gguf), {"parallel": "0"}),
+        (str(gguf), {"max_new_tokens": "0"}),
     ]:
         with pytest.raises(ConfigError):
             llamacpp_from_spec(target, dict(options))
@@ -119,7 +132,8 @@ async def test_generate_sends_chat_bodies_and_caps_tokens(fake_server: type[Fake
     (server,) = fake_server.instances
     body = server.bodies[0]
     assert body["messages"] == [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hello"},
     ]
     assert (body["max_tokens"], body["temperature"], body["stop"], body["seed"]) == (16, 0.5, ["END"], 3)
     await vlm.aclose()
@@ -163,8 +177,13 @@ async def test_errors_propagate_typed_and_the_model_loads_once(
 def test_handler_answers_map_to_typed_errors() -> None:
     assert llamacpp._error_of({"choices": []}) is None
     overflow = llamacpp._error_of(
-        {"error": {"code": 400, "message": "request (3031 tokens) exceeds the available context size",
-                   "type": "exceed_context_size_error"}}
+        {
+            "error": {
+                "code": 400,
+                "message": "request (3031 tokens) exceeds the available context size",
+                "type": "exceed_context_size_error",
+            }
+        }
     )
     assert type(overflow) is BackendError and overflow.status == 400 and not overflow.retryable
     assert "exceeds the available context" in str(overflow)

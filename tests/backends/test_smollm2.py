@@ -65,8 +65,15 @@ def test_spec_wraps_in_evidence_adapter_by_default_and_loads_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("target", "options"),
-    [("other-model", {}), ("", {"max_new_tokens": "x"}), ("", {"temperature": "1"}), ("", {"engine": "onnx"}),
-     ("", {"max_new_tokens": "0"}), ("", {"cache": "perhaps"}), ("", {"dtype": "int4"})],
+    [
+        ("other-model", {}),
+        ("", {"max_new_tokens": "x"}),
+        ("", {"temperature": "1"}),
+        ("", {"engine": "onnx"}),
+        ("", {"max_new_tokens": "0"}),
+        ("", {"cache": "perhaps"}),
+        ("", {"dtype": "int4"}),
+    ],
 )
 def test_spec_errors(target: str, options: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
@@ -92,8 +99,10 @@ async def test_smollm2_really_generates_and_sees_images_as_text(tmp_path: Path) 
         ImagePerceiver(ocr=True, labels=False, nudity=False),
     )
     try:
-        out = await vlm.generate([Message.user("What is the capital of France? Answer in one word.")],
-                                 GenerateConfig(max_tokens=24))
+        out = await vlm.generate(
+            [Message.user("What is the capital of France? Answer in one word.")],
+            GenerateConfig(max_tokens=24),
+        )
         assert "paris" in out.text.lower()
         assert out.usage is not None and 0 < out.usage.completion_tokens <= 24
         assert out.finish_reason in ("stop", "length")

@@ -142,9 +142,12 @@ class HashEncoder:
 def tiny_head(folder: Path) -> Path:
     rng = np.random.default_rng(0)
     arrays = {
-        "language_basis": np.zeros((0, 8), np.float32), "mean": np.zeros(8, np.float32),
-        "scale": np.ones(8, np.float32), "harm_w": rng.normal(size=8).astype(np.float32),
-        "harm_b": np.zeros(1, np.float32), "cat_w": rng.normal(size=(8, 2)).astype(np.float32),
+        "language_basis": np.zeros((0, 8), np.float32),
+        "mean": np.zeros(8, np.float32),
+        "scale": np.ones(8, np.float32),
+        "harm_w": rng.normal(size=8).astype(np.float32),
+        "harm_b": np.zeros(1, np.float32),
+        "cat_w": rng.normal(size=(8, 2)).astype(np.float32),
         "cat_b": np.zeros(2, np.float32),
     }
     RiskHead(HeadMeta(encoders=["minilm"], categories=["a", "b"], threshold=0.5), arrays).save(folder)

@@ -88,7 +88,9 @@ def _png(color: tuple[int, int, int] = (10, 200, 30), size: tuple[int, int] = (6
 
 def perceiver(**kw: Any) -> ImagePerceiver:
     defaults: dict[str, Any] = {
-        "ocr_engine": FakeOcr(), "labeler": FakeLabeler("revolver"), "nudity_scorer": FakeNudity(0.01),
+        "ocr_engine": FakeOcr(),
+        "labeler": FakeLabeler("revolver"),
+        "nudity_scorer": FakeNudity(0.01),
     }
     defaults.update(kw)
     return ImagePerceiver(**defaults)
@@ -228,8 +230,13 @@ def test_perceive_is_thread_safe() -> None:
 
 def test_concept_map_thresholds_and_sums() -> None:
     names = imagenet_classes()
-    cmap = ConceptMap({"weapon": ConceptRule(category=RiskCategory.VIOLENCE_WEAPONS,
-                                             classes=["revolver", "rifle"], threshold=0.5)})
+    cmap = ConceptMap(
+        {
+            "weapon": ConceptRule(
+                category=RiskCategory.VIOLENCE_WEAPONS, classes=["revolver", "rifle"], threshold=0.5
+            )
+        }
+    )
     probs = [0.0] * 1000
     probs[names.index("revolver")] = 0.3
     probs[names.index("rifle")] = 0.25

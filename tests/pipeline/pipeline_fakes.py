@@ -39,8 +39,12 @@ class FailingRewriter:
             await asyncio.Event().wait()
         if self.kind == "unusable":
             return fallback_rewrite(
-                prompt, "fail_open", rewriter=self.name, error="unparseable rewriter output: no block",
-                raw_output="garbage", model_calls=1,
+                prompt,
+                "fail_open",
+                rewriter=self.name,
+                error="unparseable rewriter output: no block",
+                raw_output="garbage",
+                model_calls=1,
             )
         report = RiskReport(decision=Decision.REFRAME, severity=Severity.MEDIUM)
         return Rewrite(original_prompt=prompt, prompt="  ", report=report, rewriter=self.name)

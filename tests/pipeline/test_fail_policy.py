@@ -33,8 +33,13 @@ class Outcome(NamedTuple):
 
 def _from_api(rewriter: FailingRewriter, policy: str, action: str) -> Outcome:
     target = MockVLM.echo()
-    guard = Guard(rewriter=rewriter, target=target, policy=policy,  # type: ignore[arg-type]
-                  rewriter_timeout_s=TIMEOUT, fail_closed_action=action)  # type: ignore[arg-type]
+    guard = Guard(
+        rewriter=rewriter,
+        target=target,
+        policy=policy,  # type: ignore[arg-type]
+        rewriter_timeout_s=TIMEOUT,
+        fail_closed_action=action,
+    )  # type: ignore[arg-type]
     result = asyncio.run(guard.aask(PROMPT))
     rewrite = result.rewrite
     assert rewrite is not None
@@ -50,8 +55,18 @@ def _from_cli(
 ) -> Outcome:
     monkeypatch.setattr("vlmguard.rewriter.load.load_rewriter", lambda *args, **kwargs: rewriter)
     capsys.readouterr()
-    args = ["guard", "--prompt", PROMPT, "--target", "mock:echo", "--policy", policy,
-            "--rewriter-timeout", str(TIMEOUT), "--json"]
+    args = [
+        "guard",
+        "--prompt",
+        PROMPT,
+        "--target",
+        "mock:echo",
+        "--policy",
+        policy,
+        "--rewriter-timeout",
+        str(TIMEOUT),
+        "--json",
+    ]
     try:
         main(args)
     except SystemExit as exc:

@@ -99,9 +99,20 @@ def tiny_vision_gguf(folder: Path) -> tuple[Path, Path]:
     outputs = folder / "model.gguf", folder / "mmproj.gguf"
     for extra, out in (([], outputs[0]), (["--mmproj"], outputs[1])):
         subprocess.run(
-            [sys.executable, str(converter / "convert_hf_to_gguf.py"), str(source), *extra,
-             "--outfile", str(out), "--outtype", "f32"],
-            env=env, check=True, capture_output=True, timeout=240,
+            [
+                sys.executable,
+                str(converter / "convert_hf_to_gguf.py"),
+                str(source),
+                *extra,
+                "--outfile",
+                str(out),
+                "--outtype",
+                "f32",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=240,
         )
     shutil.rmtree(source)
     return outputs

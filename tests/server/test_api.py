@@ -383,9 +383,10 @@ async def test_stream_broken_midway_ends_with_an_error_event() -> None:
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Broken())
 
     app = create_app(config(), rewriter=mock_rewriter(), upstream_transport=httpx.MockTransport(handler))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://p"
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://p") as client,
+    ):
         response = await client.post("/v1/chat/completions", json=chat_body("hi", stream=True))
     events = sse_events(response.text)
     assert events[0]["id"] == "c1"
@@ -410,9 +411,10 @@ async def test_a_dropped_keep_alive_connection_is_retried_once() -> None:
 
     for handler, expected in ((flaky, 200), (dead, 502)):
         app = create_app(config(), rewriter=mock_rewriter(), upstream_transport=httpx.MockTransport(handler))
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://p"
-        ) as client:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://p") as client,
+        ):
             response = await client.post("/v1/chat/completions", json=chat_body("hi"))
         assert response.status_code == expected, response.text
     assert fake.calls == 1

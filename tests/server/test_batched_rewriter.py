@@ -19,9 +19,13 @@ from vlmguard.server.config import proxy_thread_settings
 def head(folder: Path) -> Path:
     d = 768
     arrays = {
-        "language_basis": np.zeros((0, d), np.float32), "mean": np.zeros(d, np.float32),
-        "scale": np.ones(d, np.float32), "harm_w": np.zeros(d, np.float32), "harm_b": np.zeros(1, np.float32),
-        "cat_w": np.zeros((d, 1), np.float32), "cat_b": np.zeros(1, np.float32),
+        "language_basis": np.zeros((0, d), np.float32),
+        "mean": np.zeros(d, np.float32),
+        "scale": np.ones(d, np.float32),
+        "harm_w": np.zeros(d, np.float32),
+        "harm_b": np.zeros(1, np.float32),
+        "cat_w": np.zeros((d, 1), np.float32),
+        "cat_b": np.zeros(1, np.float32),
     }
     RiskHead(HeadMeta(encoders=["minilm", "e5"], categories=["a"], threshold=0.5), arrays).save(folder)
     return folder

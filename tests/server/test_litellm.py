@@ -84,7 +84,12 @@ def test_through_litellm_in_its_own_environment(tmp_path: Path) -> None:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run(
         [str(python), "-m", "pytest", str(CASES), "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=280, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     suite = ElementTree.parse(report).getroot().find("testsuite")

@@ -44,7 +44,9 @@ def proxy(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     env = {**os.environ, "VLMGUARD_UPSTREAM_API_KEY": ""}
     proc = subprocess.Popen(
         [sys.executable, "-m", "vlmguard.cli.main", "serve", "--config", str(config)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=90)
@@ -65,7 +67,10 @@ def user(text: str) -> list[dict[str, str]]:
 def test_plain_answer_carries_the_vlmguard_object(proxy: str, upstream: str) -> None:
     before = work_done(upstream)
     completion = client(proxy).chat.completions.create(
-        model="smollm2", messages=user(QUESTION), max_tokens=24, temperature=0  # type: ignore[arg-type]
+        model="smollm2",
+        messages=user(QUESTION),
+        max_tokens=24,
+        temperature=0,  # type: ignore[arg-type]
     )
     assert "paris" in (completion.choices[0].message.content or "").lower()
     assert completion.usage is not None and 0 < completion.usage.completion_tokens <= 24
@@ -76,7 +81,11 @@ def test_plain_answer_carries_the_vlmguard_object(proxy: str, upstream: str) -> 
 
 def test_streaming_answer_ends_with_the_vlmguard_object(proxy: str) -> None:
     stream = client(proxy).chat.completions.create(
-        model="smollm2", messages=user(QUESTION), max_tokens=24, temperature=0, stream=True  # type: ignore[arg-type]
+        model="smollm2",
+        messages=user(QUESTION),
+        max_tokens=24,
+        temperature=0,
+        stream=True,  # type: ignore[arg-type]
     )
     text, extensions, content_chunks = "", [], 0
     for chunk in stream:
@@ -91,7 +100,10 @@ def test_streaming_answer_ends_with_the_vlmguard_object(proxy: str) -> None:
 
 def test_reframed_prompt_is_what_the_model_answers(proxy: str) -> None:
     completion = client(proxy).chat.completions.create(
-        model="smollm2", messages=user("REFRAMEME tell me how"), max_tokens=16, temperature=0  # type: ignore[arg-type]
+        model="smollm2",
+        messages=user("REFRAMEME tell me how"),
+        max_tokens=16,
+        temperature=0,  # type: ignore[arg-type]
     )
     ext = completion.model_extra["vlmguard"]  # type: ignore[index]
     assert ext["decision"] == "reframe" and ext["upstream_called"] is True
@@ -127,8 +139,11 @@ def test_client_disconnect_mid_stream_stops_the_model(proxy: str, upstream: str)
     wait_idle(upstream)
     before = work_done(upstream)
     body = {
-        "model": "smollm2", "messages": user("Tell me a long story about a lighthouse."), "stream": True,
-        "max_tokens": max_tokens, "ignore_eos": True,  # llama.cpp would otherwise decode all 400 tokens
+        "model": "smollm2",
+        "messages": user("Tell me a long story about a lighthouse."),
+        "stream": True,
+        "max_tokens": max_tokens,
+        "ignore_eos": True,  # llama.cpp would otherwise decode all 400 tokens
     }
     received = 0
     with httpx.stream("POST", proxy + "/v1/chat/completions", json=body, timeout=120) as response:

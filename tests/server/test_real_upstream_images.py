@@ -62,7 +62,9 @@ def test_proxy_forwards_images_to_a_vision_upstream(vision_proxy: str, png_bytes
         content = [{"type": "image_url", "image_url": {"url": u}} for u in images]
         content.append({"type": "text", "text": "REFRAMEME describe it"})
         return client.chat.completions.create(
-            model="tiny-vlm", messages=[{"role": "user", "content": content}], max_tokens=4  # type: ignore[list-item,misc]
+            model="tiny-vlm",
+            messages=[{"role": "user", "content": content}],
+            max_tokens=4,  # type: ignore[list-item,misc]
         )
 
     with_image, text_only = ask(data_uri(png_bytes)), ask()

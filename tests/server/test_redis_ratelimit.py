@@ -30,7 +30,10 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
 
 def shared(url: str, **extra: Any) -> SharedRateLimitConfig:
     data: dict[str, Any] = {
-        "backend": "redis", "redis_url": url, "requests_per_minute": SLOW_REFILL, "burst": 5,
+        "backend": "redis",
+        "redis_url": url,
+        "requests_per_minute": SLOW_REFILL,
+        "burst": 5,
         "redis_timeout_s": 5.0,  # busy cores must not turn a slow answer into a failure
     }
     return SharedRateLimitConfig(**(data | extra))
@@ -38,7 +41,8 @@ def shared(url: str, **extra: Any) -> SharedRateLimitConfig:
 
 def limiter(url: str, prefix: str, **extra: Any) -> tuple[RedisRateLimiter, Any]:
     requests, _, client = redis_limiters(
-        shared(url, redis_prefix=prefix, **extra), {"vip": RateLimitConfig(requests_per_minute=1, burst=8)},
+        shared(url, redis_prefix=prefix, **extra),
+        {"vip": RateLimitConfig(requests_per_minute=1, burst=8)},
         RateLimitConfig(),
     )
     return requests, client
@@ -146,8 +150,15 @@ def test_config_needs_a_url_and_keeps_passwords_out() -> None:
 
 def test_two_replicas_share_one_client_budget(redis: RedisProcess) -> None:
     """Two proxy apps (replicas behind a load balancer) with one Redis: one client's burst over both."""
-    cfg = config(rate_limit={"backend": "redis", "redis_url": redis.url, "requests_per_minute": SLOW_REFILL,
-                             "burst": 4, "redis_prefix": "t-replicas:"})
+    cfg = config(
+        rate_limit={
+            "backend": "redis",
+            "redis_url": redis.url,
+            "requests_per_minute": SLOW_REFILL,
+            "burst": 4,
+            "redis_prefix": "t-replicas:",
+        }
+    )
 
     async def run() -> list[int]:
         async with proxy_client(cfg) as (a, _, _), proxy_client(cfg) as (b, _, _):

@@ -60,8 +60,9 @@ def metrics_total(base: str, status: str) -> float:
 def post(base: str, key: str) -> int:
     # a fresh connection per request, so the kernel hands requests to either worker
     with httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
-        r = client.post(base + "/v1/chat/completions", json=chat_body("hello"),
-                        headers={"authorization": f"Bearer {key}"})
+        r = client.post(
+            base + "/v1/chat/completions", json=chat_body("hello"), headers={"authorization": f"Bearer {key}"}
+        )
         return r.status_code
 
 
@@ -81,12 +82,20 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
             "rewriter": f"mock:rules={write_rules(tmp / 'rules.json')}",
             "api_keys": [
                 {"name": "open", "hash": hash_key(OPEN_KEY, algo="sha256")},
-                {"name": "limited", "hash": hash_key(LIMITED_KEY, algo="sha256"),
-                 "rate_limit": {"requests_per_minute": 0.001, "burst": LIMITED_BURST}},
+                {
+                    "name": "limited",
+                    "hash": hash_key(LIMITED_KEY, algo="sha256"),
+                    "rate_limit": {"requests_per_minute": 0.001, "burst": LIMITED_BURST},
+                },
             ],
             # a generous Redis timeout: on busy cores a 0.25 s call would fail open and let requests through
-            "rate_limit": {"backend": "redis", "redis_url": redis.url, "redis_timeout_s": 5.0,
-                           "requests_per_minute": 100000, "burst": 10000},
+            "rate_limit": {
+                "backend": "redis",
+                "redis_url": redis.url,
+                "redis_timeout_s": 5.0,
+                "requests_per_minute": 100000,
+                "burst": 10000,
+            },
             "server": {"port": port, "log_level": "warning", "access_log": False},
         }
         path = tmp / "proxy.json"
@@ -94,7 +103,9 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         env = {**os.environ, "VLMGUARD_UPSTREAM_API_KEY": "", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "vlmguard.cli.main", "serve", "--config", str(path), "--workers", "2"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -143,10 +154,12 @@ def test_worker_app_needs_its_config_and_the_config_survives_the_trip(
     monkeypatch.delenv(WORKER_CONFIG_ENV, raising=False)
     with pytest.raises(ConfigError, match=WORKER_CONFIG_ENV):
         worker_app()
-    cfg = ProxyConfig.from_dict({
-        "upstream": {"urls": ["http://up:8000/v1"]},
-        "rate_limit": {"backend": "redis", "redis_url": "redis://db:6379/1", "burst": 3},
-        "conversation": {"max_turns": 2},
-        "server": {"workers": 3},
-    })
+    cfg = ProxyConfig.from_dict(
+        {
+            "upstream": {"urls": ["http://up:8000/v1"]},
+            "rate_limit": {"backend": "redis", "redis_url": "redis://db:6379/1", "burst": 3},
+            "conversation": {"max_turns": 2},
+            "server": {"workers": 3},
+        }
+    )
     assert ProxyConfig.from_dict(json.loads(cfg.model_dump_json())) == cfg

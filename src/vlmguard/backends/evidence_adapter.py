@@ -110,7 +110,7 @@ def perceiver_options(options: dict[str, str]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     known = {"ocr", "labels", "nudity"}
     for key in [k for k in options if k.startswith(_OPTION_PREFIX)]:
-        name = key[len(_OPTION_PREFIX):]
+        name = key[len(_OPTION_PREFIX) :]
         value = options.pop(key)
         if name not in known:
             names = ", ".join(_OPTION_PREFIX + k for k in sorted(known))

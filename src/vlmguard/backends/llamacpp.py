@@ -240,9 +240,7 @@ class LlamaCppVLM(BaseVLM):
         """The chat-completions body of a request; refuses images when no ``mmproj`` is loaded."""
         if not messages:
             raise InputError("no messages to send")
-        if self.options.mmproj is None and any(
-            isinstance(p, ImagePart) for m in messages for p in m.content
-        ):
+        if self.options.mmproj is None and any(isinstance(p, ImagePart) for m in messages for p in m.content):
             raise InputError(
                 f"{self.name} has no vision projector: give mmproj=PATH, or wrap the model in "
                 "the evidence adapter (evidence:llamacpp:...) to describe images as text"
@@ -259,9 +257,12 @@ class LlamaCppVLM(BaseVLM):
         data = server.chat(body)
         text, _, usage, finish = parse_chat_response(data, default_model=self.name)
         if prefix and text.startswith(prefix):  # llama.cpp answers with the prefilled text included
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
         return Completion(
-            text=text, model=self.name, usage=usage, latency_s=time.perf_counter() - start,
+            text=text,
+            model=self.name,
+            usage=usage,
+            latency_s=time.perf_counter() - start,
             finish_reason=finish,
         )
 

@@ -66,7 +66,9 @@ def _normalise_url(url: str) -> str:
     url = url.strip().rstrip("/")
     url = re.sub(r"/chat/completions$", "", url)
     if not re.match(r"^https?://[^/\s]+", url):
-        raise ConfigError(f"invalid base URL {url!r}: expected http(s)://host[:port][/path], e.g. http://localhost:8000/v1")
+        raise ConfigError(
+            f"invalid base URL {url!r}: expected http(s)://host[:port][/path], e.g. http://localhost:8000/v1"
+        )
     return url
 
 
@@ -225,8 +227,9 @@ class OpenAICompatVLM(BaseVLM):
                 headers["Authorization"] = f"Bearer {self._api_key}"
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.timeout),
-                limits=httpx.Limits(max_connections=self.max_connections,
-                                    max_keepalive_connections=self.max_connections),
+                limits=httpx.Limits(
+                    max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+                ),
                 headers=headers,
             )
             self._client_loop = loop
@@ -356,7 +359,7 @@ def _split_target(target: str) -> tuple[str, list[str]]:
             model, _, rest = target.partition("@")
             raise ConfigError(f"invalid URL {rest!r} in openai spec: expected http(s)://...")
         return target, []
-    model, urls = target[: match.start()], target[match.end():]
+    model, urls = target[: match.start()], target[match.end() :]
     return model, [u for u in urls.split(",") if u.strip()]
 
 
@@ -390,6 +393,11 @@ def openai_from_spec(target: str, options: dict[str, str]) -> OpenAICompatVLM:
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r} (choose {' or '.join(STRATEGIES)})")
     return OpenAICompatVLM(
-        model, urls, api_key=api_key, timeout=timeout, strategy=strategy,  # type: ignore[arg-type]
-        max_connections=max_connections, name=name,
+        model,
+        urls,
+        api_key=api_key,
+        timeout=timeout,
+        strategy=strategy,  # type: ignore[arg-type]
+        max_connections=max_connections,
+        name=name,
     )

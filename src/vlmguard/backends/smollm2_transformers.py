@@ -125,7 +125,7 @@ class TransformersEngine:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
             out = self.model.generate(**ids, **kwargs)
-        new = out[0, ids["input_ids"].shape[1]:]
+        new = out[0, ids["input_ids"].shape[1] :]
         ended = bool(len(new) and int(new[-1]) == self.end_id)
         text = str(self.tokenizer.decode(new, skip_special_tokens=True))
         return text, int(ids["input_ids"].shape[1]), len(new), ended

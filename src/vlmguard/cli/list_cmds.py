@@ -25,18 +25,23 @@ def backends() -> None:
     """List model backends and their spec syntax."""
     from vlmguard.backends.spec import BACKENDS
 
-    _print_registry(BACKENDS, "backends (spec KIND:TARGET[?opt=value])", {  # type: ignore[arg-type]
-        "mock": "mock:echo",
-        "openai": "openai:Qwen/Qwen2-VL-7B-Instruct@http://a:8000/v1,http://b:8000/v1?strategy=least_busy",
-        "hf": "hf:./my-rewriter?device=cuda&dtype=bfloat16&max_batch=8",
-        "llamacpp": "llamacpp:/models/model.gguf?mmproj=/models/mmproj.gguf",
-        "evidence": "evidence:mock:echo",
-        "smollm2": "smollm2:default",
-    })
+    _print_registry(
+        BACKENDS,
+        "backends (spec KIND:TARGET[?opt=value])",
+        {  # type: ignore[arg-type]
+            "mock": "mock:echo",
+            "openai": "openai:Qwen/Qwen2-VL-7B-Instruct@http://a:8000/v1,http://b:8000/v1?strategy=least_busy",
+            "hf": "hf:./my-rewriter?device=cuda&dtype=bfloat16&max_batch=8",
+            "llamacpp": "llamacpp:/models/model.gguf?mmproj=/models/mmproj.gguf",
+            "evidence": "evidence:mock:echo",
+            "smollm2": "smollm2:default",
+        },
+    )
 
 
 @click.command()
 def rewriters() -> None:
     """List rewriters (any backend spec also works as a model-based rewriter)."""
     from vlmguard.rewriter.base import REWRITERS
+
     _print_registry(REWRITERS, "rewriters", {"evidence": "--rewriter evidence"})  # type: ignore[arg-type]

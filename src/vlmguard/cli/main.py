@@ -27,7 +27,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("vlmguard.cli.train_cmd:train", "Fine-tune a rewriter (SFT)."),
     "serve": ("vlmguard.cli.serve_cmd:serve", "Run the OpenAI-compatible guard proxy."),
     "risk-model": (
-        "vlmguard.cli.risk_model_cmd:risk_model", "Train or evaluate the learned text risk model."
+        "vlmguard.cli.risk_model_cmd:risk_model",
+        "Train or evaluate the learned text risk model.",
     ),
 }
 
@@ -66,12 +67,16 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="vlmguard")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.option(
-    "--omp-wait-policy", type=click.Choice(["passive", "active", "inherit"]), default="passive",
+    "--omp-wait-policy",
+    type=click.Choice(["passive", "active", "inherit"]),
+    default="passive",
     show_default=True,
     help="OMP_WAIT_POLICY for torch's threads (a value in the environment wins; inherit: leave it).",
 )
 @click.option(
-    "--torch-threads", type=click.IntRange(1, 1024), default=None,
+    "--torch-threads",
+    type=click.IntRange(1, 1024),
+    default=None,
     help="torch's intra-op thread count (default: torch's own, all cores).",
 )
 def cli(verbose: int, omp_wait_policy: str, torch_threads: int | None) -> None:

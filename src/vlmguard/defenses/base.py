@@ -47,35 +47,43 @@ DEFENSES: Registry[Defense] = Registry(
     "defense",
     (
         Entry(
-            "none", "vlmguard.defenses.catalog:make_none",
+            "none",
+            "vlmguard.defenses.catalog:make_none",
             "no defence: the request goes to the target unchanged",
         ),
         Entry(
-            "vlmguard", "vlmguard.defenses.catalog:make_vlmguard",
+            "vlmguard",
+            "vlmguard.defenses.catalog:make_vlmguard",
             "VLMGuard: rewrite the prompt with a rewriter (evidence or a model)",
         ),
         Entry(
-            "figstep", "vlmguard.defenses.catalog:make_figstep",
+            "figstep",
+            "vlmguard.defenses.catalog:make_figstep",
             "FigStep paper's defence prompt (system prompt)",
         ),
         Entry(
-            "adashield", "vlmguard.defenses.catalog:make_adashield",
+            "adashield",
+            "vlmguard.defenses.catalog:make_adashield",
             "AdaShield-S static defence prompt (after the user's text)",
         ),
         Entry(
-            "self-reminder", "vlmguard.defenses.catalog:make_self_reminder",
+            "self-reminder",
+            "vlmguard.defenses.catalog:make_self_reminder",
             "Self-Reminder system prompt + reminder suffix",
         ),
         Entry(
-            "ecso", "vlmguard.defenses.catalog:make_ecso",
+            "ecso",
+            "vlmguard.defenses.catalog:make_ecso",
             "ECSO: self-check the answer; if unsafe answer from a query-aware caption",
         ),
         Entry(
-            "mllm-protector", "vlmguard.defenses.catalog:make_mllm_protector",
+            "mllm-protector",
+            "vlmguard.defenses.catalog:make_mllm_protector",
             "MLLM-Protector: harm detector + detoxifier on the answer",
         ),
         Entry(
-            "eta", "vlmguard.defenses.catalog:make_eta",
+            "eta",
+            "vlmguard.defenses.catalog:make_eta",
             "ETA: evaluate image and answer, then safety prefix + sentence best-of-N (needs an hf / "
             "prefill-capable target)",
         ),

@@ -188,7 +188,10 @@ class BatchingEncoder:
         self.name: str = inner.name
         self.dim: int = inner.dim
         self.batcher: MicroBatcher[str, Any] = MicroBatcher(
-            self._encode_rows, max_items=max_items, max_wait_s=max_wait_s, max_queue=max_queue,
+            self._encode_rows,
+            max_items=max_items,
+            max_wait_s=max_wait_s,
+            max_queue=max_queue,
             name=f"encoder-{inner.name}",
         )
 

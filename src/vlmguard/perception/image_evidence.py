@@ -274,8 +274,11 @@ class ImagePerceiver:
                 if nudity_score >= threshold:
                     concepts.append(
                         VisualConcept(
-                            concept="nudity", category=RiskCategory.SEXUAL_CONTENT, score=nudity_score,
-                            source="nudity", evidence=result.evidence,
+                            concept="nudity",
+                            category=RiskCategory.SEXUAL_CONTENT,
+                            score=nudity_score,
+                            source="nudity",
+                            evidence=result.evidence,
                         )
                     )
             except Exception as exc:

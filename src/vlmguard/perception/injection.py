@@ -27,8 +27,10 @@ LEXICAL_SCORE = 0.95
 """The score a lexical cue alone gives."""
 
 _W = r"[\s\W_]*"  # separators between words, tolerant of OCR noise
-_RULES = (r"(rules?|instructions?|guidelines?|polic(y|ies)|prompts?|directions?|restrictions?|filters?"
-          r"|guardrails?)")
+_RULES = (
+    r"(rules?|instructions?|guidelines?|polic(y|ies)|prompts?|directions?|restrictions?|filters?"
+    r"|guardrails?)"
+)
 _IGNORE = r"(?<![a-z])([il1|!]gnore|disregard|forget|override|bypass)\b"  # OCR reads a capital I as l, 1 or |
 
 
@@ -38,26 +40,62 @@ def _cue(*alternatives: str) -> re.Pattern[str]:
 
 _CUES: list[tuple[str, re.Pattern[str]]] = [
     # "ignore your rules", "disregard all previous instructions", "forget the system prompt"
-    ("ignore instructions", _cue(_IGNORE + r"(\W+\w+){0,3}?\W+" + _RULES + r"\b",
-                                 # "disregard the above", "ignore everything before this"
-                                 _IGNORE + r"\W+(all\W+|everything\W+)?(the\W+)?"
-                                 r"(above|previous|prior|preceding|earlier|before this)\b(?!-)")),
+    (
+        "ignore instructions",
+        _cue(
+            _IGNORE + r"(\W+\w+){0,3}?\W+" + _RULES + r"\b",
+            # "disregard the above", "ignore everything before this"
+            _IGNORE + r"\W+(all\W+|everything\W+)?(the\W+)?"
+            r"(above|previous|prior|preceding|earlier|before this)\b(?!-)",
+        ),
+    ),
     # "forward this", "pass this on unchanged", "let this through", "mark this as safe"
-    ("forward this", _cue(r"\bforward" + _W + r"(this|it|the (request|prompt|message))\b",
-                          r"\b(pass|let|send)" + _W + r"(this|it)" + _W + r"(through|on|along)\b",
-                          r"\b(mark|classify|label|treat)" + _W + r"(this|it|the request)" + _W + r"as" + _W
-                          + r"(safe|benign|harmless|allowed)\b")),
-    ("role override", _cue(r"\byou are now\b", r"\bfrom now on,? you\b",
-                           r"\bact as (an? )?(unrestricted|unfiltered|uncensored|jailbroken|evil)\b",
-                           r"\bpretend (that )?you (are|have) no\b")),
-    ("system prompt", _cue(r"\b(system|developer|hidden|initial)" + _W + r"(prompt|message)\b",
-                           r"\b(reveal|print|show|repeat)" + _W + r"(your|the)" + _W
-                           + r"(instructions|prompt)\b")),
-    ("safety off", _cue(r"\b(do not|don't|never)" + _W + r"(refuse|flag|block|filter|censor)\b",
-                        r"\b(developer|god|dan|jailbreak)" + _W + r"mode\b",
-                        r"\bwithout (any )?(rules|restrictions|limits|filters|censorship)\b")),
-    ("guard address", _cue(r"\b(dear|attention|note to( the)?|to the)" + _W
-                           + r"(guard|filter|moderator|safety (system|model|checker)|classifier)\b")),
+    (
+        "forward this",
+        _cue(
+            r"\bforward" + _W + r"(this|it|the (request|prompt|message))\b",
+            r"\b(pass|let|send)" + _W + r"(this|it)" + _W + r"(through|on|along)\b",
+            r"\b(mark|classify|label|treat)"
+            + _W
+            + r"(this|it|the request)"
+            + _W
+            + r"as"
+            + _W
+            + r"(safe|benign|harmless|allowed)\b",
+        ),
+    ),
+    (
+        "role override",
+        _cue(
+            r"\byou are now\b",
+            r"\bfrom now on,? you\b",
+            r"\bact as (an? )?(unrestricted|unfiltered|uncensored|jailbroken|evil)\b",
+            r"\bpretend (that )?you (are|have) no\b",
+        ),
+    ),
+    (
+        "system prompt",
+        _cue(
+            r"\b(system|developer|hidden|initial)" + _W + r"(prompt|message)\b",
+            r"\b(reveal|print|show|repeat)" + _W + r"(your|the)" + _W + r"(instructions|prompt)\b",
+        ),
+    ),
+    (
+        "safety off",
+        _cue(
+            r"\b(do not|don't|never)" + _W + r"(refuse|flag|block|filter|censor)\b",
+            r"\b(developer|god|dan|jailbreak)" + _W + r"mode\b",
+            r"\bwithout (any )?(rules|restrictions|limits|filters|censorship)\b",
+        ),
+    ),
+    (
+        "guard address",
+        _cue(
+            r"\b(dear|attention|note to( the)?|to the)"
+            + _W
+            + r"(guard|filter|moderator|safety (system|model|checker)|classifier)\b"
+        ),
+    ),
 ]
 
 
@@ -89,8 +127,13 @@ class InjectionDetector:
     """
 
     def __init__(
-        self, *, use_model: bool = True, threshold: float = MODEL_THRESHOLD,
-        max_chars: int = 4000, pad: bool = False, report_model_on_image_text: bool = False,
+        self,
+        *,
+        use_model: bool = True,
+        threshold: float = MODEL_THRESHOLD,
+        max_chars: int = 4000,
+        pad: bool = False,
+        report_model_on_image_text: bool = False,
     ) -> None:
         self.use_model = use_model
         self.threshold = threshold
@@ -151,8 +194,11 @@ class InjectionDetector:
         run_model = self.use_model and (not image_text or self.report_model_on_image_text)
         model = self.model_score(text) if run_model else None
         model_hit = model is not None and model >= self.threshold and not image_text
-        score = max(model or 0.0, LEXICAL_SCORE if cues else 0.0) if not image_text else (
-            LEXICAL_SCORE if cues else 0.0)
+        score = (
+            max(model or 0.0, LEXICAL_SCORE if cues else 0.0)
+            if not image_text
+            else (LEXICAL_SCORE if cues else 0.0)
+        )
         if model_hit and cues:
             source = "nanoguard+lexical"
         elif model_hit:
@@ -162,7 +208,10 @@ class InjectionDetector:
         else:
             source = "none"
         return InjectionResult(
-            score=round(score, 4), is_injection=bool(model_hit or cues), source=source, cues=cues,
+            score=round(score, 4),
+            is_injection=bool(model_hit or cues),
+            source=source,
+            cues=cues,
             model_score=None if model is None else round(model, 4),
         )
 

@@ -22,10 +22,15 @@ from pydantic import BaseModel
 from vlmguard.errors import ConfigError
 from vlmguard.perception.ocr import session_options
 
-EXPOSED_PARTS = frozenset({
-    "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED", "BUTTOCKS_EXPOSED",
-    "ANUS_EXPOSED",
-})
+EXPOSED_PARTS = frozenset(
+    {
+        "FEMALE_GENITALIA_EXPOSED",
+        "MALE_GENITALIA_EXPOSED",
+        "FEMALE_BREAST_EXPOSED",
+        "BUTTOCKS_EXPOSED",
+        "ANUS_EXPOSED",
+    }
+)
 """NudeNet classes that count as nudity (belly, feet, armpits and covered parts do not)."""
 
 
@@ -75,7 +80,8 @@ class OpenNsfwScorer:
 
                 classifier = Classifier(intra_op_threads=self.threads)
                 classifier._session = ort.InferenceSession(
-                    str(classifier.model_path), session_options(self.threads),
+                    str(classifier.model_path),
+                    session_options(self.threads),
                     providers=["CPUExecutionProvider"],
                 )
                 self._classifier = classifier

@@ -228,7 +228,11 @@ def group_lines(
         line.sort(key=lambda w: w[0])
         text = " ".join(w[4] for w in line)
         score = sum(w[5] for w in line) / len(line)
-        box = (min(w[0] for w in line), min(w[1] for w in line),
-               max(w[2] for w in line), max(w[3] for w in line))
+        box = (
+            min(w[0] for w in line),
+            min(w[1] for w in line),
+            max(w[2] for w in line),
+            max(w[3] for w in line),
+        )
         out.append((text, score, box))
     return out

@@ -280,9 +280,7 @@ class EvidenceRewriter:
         findings: list[Finding] = []
         notes: dict[Modality, list[str]] = {m: [] for m in Modality}
         findings += self._textual(prompt_reading, notes)
-        finding, note = injection_finding(
-            prompt_injection, prompt, Modality.TEXTUAL, "the prompt", None
-        )
+        finding, note = injection_finding(prompt_injection, prompt, Modality.TEXTUAL, "the prompt", None)
         findings += [finding] if finding else []
         notes[Modality.TEXTUAL] += [note] if note else []
         for i, ev in enumerate(evidences):

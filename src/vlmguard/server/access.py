@@ -94,7 +94,9 @@ class AccessControl:
         wait = await take(self.limiter, name)
         if wait > 0:
             raise ProxyError(
-                429, f"rate limit exceeded; retry in {wait:.1f} s", code="rate_limit_exceeded",
+                429,
+                f"rate limit exceeded; retry in {wait:.1f} s",
+                code="rate_limit_exceeded",
                 headers=_retry_after(wait),
             )
         return name

@@ -136,7 +136,9 @@ class RedisRateLimiter:
             )
             log.error(
                 "rate limit: Redis at %s is unreachable (%s); %s until it answers",
-                self.where, type(exc).__name__, action,
+                self.where,
+                type(exc).__name__,
+                action,
             )
         self._down_until = self.clock() + self.retry_s
 
@@ -188,7 +190,10 @@ def redis_limiters(
         client = redis_client(config, password or None)
     where = safe_url(config.redis_url or "")
     common: dict[str, Any] = {
-        "client": client, "failure": config.redis_failure, "retry_s": config.redis_retry_s, "where": where
+        "client": client,
+        "failure": config.redis_failure,
+        "retry_s": config.redis_retry_s,
+        "where": where,
     }
     default = RateLimitConfig(requests_per_minute=config.requests_per_minute, burst=config.burst)
     requests = RedisRateLimiter(default, limits, prefix=config.redis_prefix + "key:", **common)

@@ -237,7 +237,11 @@ class GuardService:
             def on_end(upstream_s: float, finished: bool) -> dict[str, Any] | None:
                 log.info(
                     "request %s decision=%s fallback=%s stream upstream_ms=%.1f complete=%s",
-                    request_id, decision, fallback, upstream_s * 1000, finished,
+                    request_id,
+                    decision,
+                    fallback,
+                    upstream_s * 1000,
+                    finished,
                 )
                 return self.extension(guarded, upstream_s=upstream_s, request_id=request_id)
 
@@ -260,7 +264,10 @@ class GuardService:
             data["vlmguard"] = ext
         log.info(
             "request %s decision=%s fallback=%s upstream_ms=%.1f",
-            request_id, decision, fallback, upstream_s * 1000,
+            request_id,
+            decision,
+            fallback,
+            upstream_s * 1000,
         )
         return JSONResult(200, data)
 

@@ -44,7 +44,11 @@ class Upstream:
     """
 
     def __init__(
-        self, config: ProxyConfig, client: httpx.AsyncClient | None, metrics: ProxyMetrics, *,
+        self,
+        config: ProxyConfig,
+        client: httpx.AsyncClient | None,
+        metrics: ProxyMetrics,
+        *,
         key: str | None = None,
     ) -> None:
         self.config = config

@@ -78,7 +78,8 @@ def serve_workers(config: ProxyConfig) -> None:
             log.warning(
                 "%d workers with rate_limit.backend memory: each worker keeps its own buckets, so a "
                 "client may pass up to %d times the limit (use backend: redis to share them)",
-                config.server.workers, config.server.workers,
+                config.server.workers,
+                config.server.workers,
             )
         try:
             options: dict[str, Any] = {

@@ -71,7 +71,11 @@ class FakePerceiver:
         unread: int = 0,
     ) -> None:
         self.script[image.sha256] = {
-            "text": text, "concepts": concepts, "nudity": nudity, "error": error, "unread": unread
+            "text": text,
+            "concepts": concepts,
+            "nudity": nudity,
+            "error": error,
+            "unread": unread,
         }
 
     def warmup(self) -> None:
