@@ -284,3 +284,29 @@ async def test_injected_instructions_in_an_earlier_assistant_turn_are_found(
     rw = await rewriter.rewrite("Go on.", history=history)
     injected = [f for f in rw.report.findings if f.category == RiskCategory.PROMPT_INJECTION]
     assert injected and injected[0].turn == 1 and rw.decision == Decision.REFRAME
+
+
+def test_a_text_request_never_waits_behind_another_requests_images(image_factory) -> None:
+    import concurrent.futures
+    import threading
+
+    release = threading.Event()
+
+    class Stuck(FakePerceiver):
+        def perceive(self, image: ImageData):  # type: ignore[no-untyped-def]
+            release.wait(30)
+            return super().perceive(image)
+
+    rewriter = EvidenceRewriter(
+        perceiver=Stuck(), risk_model=FakeRiskModel(), injection=FakeInjection(), workers=1
+    )
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        images = pool.submit(rewriter.rewrite_sync, "What is in these?", [_image(image_factory)] * 3)
+        text = pool.submit(rewriter.rewrite_sync, "What is a good name for a cat?")
+        try:
+            # the image request holds the only perception worker until released
+            assert text.result(timeout=10).decision == Decision.FORWARD
+            assert not images.done()
+        finally:
+            release.set()
+        assert images.result(timeout=10).decision == Decision.FORWARD
