@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from vlmguard.backends.base import DEFAULT_CONFIG, BaseVLM
-from vlmguard.backends.openai_compat import config_to_wire, message_to_wire, parse_chat_response
+from vlmguard.backends.openai_wire import config_to_wire, message_to_wire, parse_chat_response
 from vlmguard.errors import BackendError, BackendUnavailable, ConfigError, InputError
 from vlmguard.types import Completion, GenerateConfig, ImagePart, Message
 

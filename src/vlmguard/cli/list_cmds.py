@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -9,7 +11,7 @@ from rich.table import Table
 from vlmguard.registry import Registry
 
 
-def _print_registry(registry: Registry[object], title: str, example: dict[str, str]) -> None:
+def _print_registry(registry: Registry[Any], title: str, example: dict[str, str]) -> None:
     table = Table(title=title)
     table.add_column("name")
     table.add_column("what it is")
@@ -28,7 +30,7 @@ def backends() -> None:
     _print_registry(
         BACKENDS,
         "backends (spec KIND:TARGET[?opt=value])",
-        {  # type: ignore[arg-type]
+        {
             "mock": "mock:echo",
             "openai": "openai:Qwen/Qwen2-VL-7B-Instruct@http://a:8000/v1,http://b:8000/v1?strategy=least_busy",
             "hf": "hf:./my-rewriter?device=cuda&dtype=bfloat16&max_batch=8",
@@ -44,4 +46,4 @@ def rewriters() -> None:
     """List rewriters (any backend spec also works as a model-based rewriter)."""
     from vlmguard.rewriter.base import REWRITERS
 
-    _print_registry(REWRITERS, "rewriters", {"evidence": "--rewriter evidence"})  # type: ignore[arg-type]
+    _print_registry(REWRITERS, "rewriters", {"evidence": "--rewriter evidence"})
