@@ -19,8 +19,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from functools import cache
-from importlib import resources
 
+from vlmguard.perception.package_data import data_yaml
 from vlmguard.perception.risk_compose import make_compositions
 from vlmguard.perception.risk_data import LabelledText
 from vlmguard.perception.risk_twins import act_of, benign_twins
@@ -31,11 +31,7 @@ HEADING_SOURCE = "headings"
 @cache
 def heading_forms() -> tuple[str, ...]:
     """The title forms of ``data/compositions.yaml`` (``headings``)."""
-    import yaml
-
-    raw = yaml.safe_load(
-        resources.files("vlmguard.perception").joinpath("data", "compositions.yaml").read_text("utf-8")
-    )
+    raw = data_yaml("compositions.yaml")
     return tuple(raw["headings"])
 
 

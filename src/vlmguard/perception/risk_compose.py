@@ -22,10 +22,10 @@ import random
 import re
 from collections.abc import Sequence
 from functools import cache
-from importlib import resources
 
 from pydantic import BaseModel, ConfigDict
 
+from vlmguard.perception.package_data import data_yaml
 from vlmguard.perception.risk_data import LabelledText
 
 MAX_IMAGE_TEXT_CHARS = 600
@@ -97,11 +97,7 @@ class CompositionMaterial(BaseModel):
 @cache
 def load_material() -> CompositionMaterial:
     """The packaged composition material (``data/compositions.yaml``)."""
-    import yaml
-
-    raw = yaml.safe_load(
-        resources.files("vlmguard.perception").joinpath("data", "compositions.yaml").read_text("utf-8")
-    )
+    raw = data_yaml("compositions.yaml")
     return CompositionMaterial(
         act=tuple(raw["act"]),
         neutral=tuple(raw["neutral"]),

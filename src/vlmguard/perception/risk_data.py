@@ -16,7 +16,6 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -73,12 +72,9 @@ class CategoryRule(BaseModel):
 @cache
 def load_category_rules() -> tuple[CategoryRule, ...]:
     """The packaged rules that map public sources' category labels onto the taxonomy."""
-    import yaml
+    from vlmguard.perception.package_data import data_yaml
 
-    text = (
-        resources.files("vlmguard.perception").joinpath("data", "source_categories.yaml").read_text("utf-8")
-    )
-    return tuple(CategoryRule(**rule) for rule in yaml.safe_load(text)["rules"])
+    return tuple(CategoryRule(**rule) for rule in data_yaml("source_categories.yaml")["rules"])
 
 
 def map_category_label(label: str | None, rules: Sequence[CategoryRule] | None = None) -> tuple[str, ...]:

@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
 
 from vlmguard.errors import InputError
+from vlmguard.perception.package_data import data_yaml
 from vlmguard.perception.risk_data import LabelledText, read_labelled
 
 POOL_LICENCES: dict[str, str] = {
@@ -69,10 +69,7 @@ def read_exemplars(source: str = "vlmguard_exemplars") -> list[LabelledText]:
     """The project's own hand-written sentences (``data/text_exemplars.yaml``): requests per risk
     category, and benign requests that share their words (kitchen knives, plant diseases, antivirus
     software). None is a benchmark item."""
-    import yaml
-
-    text = resources.files("vlmguard.perception").joinpath("data", "text_exemplars.yaml").read_text("utf-8")
-    raw = yaml.safe_load(text)
+    raw = data_yaml("text_exemplars.yaml")
     rows = [
         LabelledText(
             text=t, label="harmful", categories=(str(category),), source=source, id=f"{category}:{n}"
@@ -92,10 +89,7 @@ def everyday_requests(*, seed: int = 0, limit: int = 1500, source: str = "everyd
     a seeded sample of at most ``limit``."""
     import random
 
-    import yaml
-
-    text = resources.files("vlmguard.perception").joinpath("data", "everyday.yaml").read_text("utf-8")
-    raw = yaml.safe_load(text)
+    raw = data_yaml("everyday.yaml")
     pairs = [(f, a) for f in raw["forms"] for a in raw["activities"]]
     chosen = random.Random(seed).sample(pairs, min(limit, len(pairs)))
     return [

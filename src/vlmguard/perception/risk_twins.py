@@ -13,8 +13,8 @@ import random
 import re
 from collections.abc import Sequence
 from functools import cache
-from importlib import resources
 
+from vlmguard.perception.package_data import data_yaml
 from vlmguard.perception.risk_data import LabelledText
 
 _HOW_TO = re.compile(
@@ -40,11 +40,7 @@ TWIN_SOURCE = "twins"
 @cache
 def twin_forms() -> tuple[str, ...]:
     """The benign forms of ``data/everyday.yaml`` (``twin_forms``)."""
-    import yaml
-
-    raw = yaml.safe_load(
-        resources.files("vlmguard.perception").joinpath("data", "everyday.yaml").read_text("utf-8")
-    )
+    raw = data_yaml("everyday.yaml")
     return tuple(raw["twin_forms"])
 
 

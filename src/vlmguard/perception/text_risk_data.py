@@ -5,13 +5,12 @@
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vlmguard.errors import ConfigError
+from vlmguard.perception.package_data import data_text, parse_yaml
 from vlmguard.taxonomy import RiskCategory
 
 
@@ -47,30 +46,17 @@ class CueSpec(BaseModel):
     lang: str = "en"
 
 
-def _data_text(name: str) -> str:
-    return resources.files("vlmguard.perception").joinpath("data", name).read_text(encoding="utf-8")
-
-
-def _yaml(text: str, what: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} is not valid YAML: {exc}") from None
-
-
 @cache
 def load_exemplars() -> Exemplars:
     """The packaged exemplars (``data/text_exemplars.yaml``)."""
-    raw = _yaml(_data_text("text_exemplars.yaml"), "text_exemplars.yaml")
+    raw = parse_yaml(data_text("text_exemplars.yaml"), "text_exemplars.yaml")
     return Exemplars(categories=raw["categories"], benign=raw["benign"])
 
 
 @cache
 def load_cue_specs() -> tuple[CueSpec, ...]:
     """The packaged lexical cues (``data/text_cues.yaml``)."""
-    raw = _yaml(_data_text("text_cues.yaml"), "text_cues.yaml")
+    raw = parse_yaml(data_text("text_cues.yaml"), "text_cues.yaml")
     return tuple(CueSpec(**item) for item in raw["cues"])
 
 
@@ -80,9 +66,9 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"calibration file not found: {p}")
-        return Calibration(**(_yaml(p.read_text(encoding="utf-8"), str(p)) or {}))
+        return Calibration(**(parse_yaml(p.read_text(encoding="utf-8"), str(p)) or {}))
     try:
-        text = _data_text("text_risk_calibration.yaml")
+        text = data_text("text_risk_calibration.yaml")
     except FileNotFoundError:
         return Calibration()
-    return Calibration(**(_yaml(text, "text_risk_calibration.yaml") or {}))
+    return Calibration(**(parse_yaml(text, "text_risk_calibration.yaml") or {}))
