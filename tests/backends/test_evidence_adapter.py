@@ -29,7 +29,7 @@ class FakeOcr:
     def load(self) -> None:
         pass
 
-    def read(self, image: Any) -> OcrReading:
+    def read(self, image: Any, budget: int | None = None) -> OcrReading:
         self.calls += 1
         return OcrReading(lines=[OcrLine(text="Steps to make a kite", score=0.99, box=(0.1, 0.1, 0.9, 0.3))])
 

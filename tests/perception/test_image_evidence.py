@@ -23,6 +23,7 @@ class FakeOcr:
     def __init__(self, text: str = "") -> None:
         self.text = text
         self.calls = 0
+        self.budgets: list[int | None] = []
         self.sizes: list[tuple[int, int]] = []
         self.modes: list[str] = []
         self.pixels: list[Any] = []
@@ -30,8 +31,9 @@ class FakeOcr:
     def load(self) -> None:
         pass
 
-    def read(self, image: Any) -> OcrReading:
+    def read(self, image: Any, budget: int | None = None) -> OcrReading:
         self.calls += 1
+        self.budgets.append(budget)
         self.sizes.append(image.size)
         self.modes.append(image.mode)
         self.pixels.append(image.getpixel((0, 0)))
@@ -78,7 +80,7 @@ class Broken:
     def load(self) -> None:
         pass
 
-    def read(self, image: Any) -> OcrReading:
+    def read(self, image: Any, budget: int | None = None) -> OcrReading:
         raise RuntimeError("model exploded")
 
 
@@ -135,6 +137,16 @@ def test_cache_by_sha256_runs_components_once() -> None:
     assert ocr.calls == 2
 
 
+def test_the_ocr_budget_is_passed_on_and_part_of_the_cache_key() -> None:
+    ocr = FakeOcr("x")
+    p = perceiver(ocr_engine=ocr, ocr_budget=5000)
+    img = _png()
+    p.perceive(img)
+    p.perceive(img, ocr_budget=1000)
+    p.perceive(img, ocr_budget=1000)
+    assert ocr.budgets == [5000, 1000]
+
+
 def test_cache_is_bounded_lru() -> None:
     ocr = FakeOcr()
     p = perceiver(ocr_engine=ocr, cache_size=2)
@@ -164,7 +176,7 @@ def test_failing_component_is_recorded_and_others_still_run() -> None:
 
 def test_missing_package_is_a_config_error_not_swallowed() -> None:
     class Missing(Broken):
-        def read(self, image: Any) -> OcrReading:
+        def read(self, image: Any, budget: int | None = None) -> OcrReading:
             raise ConfigError("OCR needs the 'rapidocr-onnxruntime' package")
 
     with pytest.raises(ConfigError):

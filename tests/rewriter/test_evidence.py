@@ -141,6 +141,19 @@ async def test_an_image_with_more_text_than_ocr_reads_is_treated_with_caution(
     assert rw.decision == Decision.FORWARD and rw.prompt == "Summarise this page."
 
 
+async def test_the_images_of_a_turn_share_the_ocr_budget(
+    rewriter: EvidenceRewriter, perceiver: FakePerceiver, image_factory
+) -> None:
+    from vlmguard.perception.ocr import OCR_BUDGET
+
+    await rewriter.rewrite("Describe this.", [_image(image_factory)])
+    assert perceiver.budgets == [OCR_BUDGET]
+    perceiver.budgets.clear()
+    images = [_image(image_factory, color=(n, 0, 0)) for n in range(4)]
+    await rewriter.rewrite("Compare these.", images)
+    assert perceiver.budgets == [OCR_BUDGET // 4] * 4
+
+
 async def test_an_object_left_to_the_image_is_read_with_the_concept(
     rewriter: EvidenceRewriter, perceiver: FakePerceiver, risk: FakeRiskModel, image_factory
 ) -> None:
@@ -293,9 +306,9 @@ def test_a_text_request_never_waits_behind_another_requests_images(image_factory
     release = threading.Event()
 
     class Stuck(FakePerceiver):
-        def perceive(self, image: ImageData):  # type: ignore[no-untyped-def]
+        def perceive(self, image: ImageData, *, ocr_budget: int | None = None):  # type: ignore[no-untyped-def]
             release.wait(30)
-            return super().perceive(image)
+            return super().perceive(image, ocr_budget=ocr_budget)
 
     rewriter = EvidenceRewriter(
         perceiver=Stuck(), risk_model=FakeRiskModel(), injection=FakeInjection(), workers=1

@@ -112,7 +112,8 @@ class ImagePerceiver:
     is recorded in :attr:`ImageEvidence.errors` and the others still run; a component that is not
     installed raises :class:`~vlmguard.errors.ConfigError` on first use.
 
-    ``ocr_budget`` bounds the recognition work per image (see :class:`~vlmguard.perception.ocr.OcrEngine`).
+    ``ocr_budget`` bounds the recognition work of one image (see :class:`~vlmguard.perception.ocr.OcrEngine`);
+    :meth:`perceive` can give a smaller one.
     ``nudity_model`` picks the nudity scorer (``nudenet``, the default, or ``open_nsfw``);
     ``nudity_threshold`` overrides the scorer's own threshold for reporting a ``nudity`` concept.
     """
@@ -145,7 +146,7 @@ class ImagePerceiver:
         self._labeler = labeler
         self._nudity = nudity_scorer
         self._concept_map = concept_map
-        self._cache: OrderedDict[str, ImageEvidence] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int], ImageEvidence] = OrderedDict()
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
 
@@ -199,22 +200,25 @@ class ImagePerceiver:
             self.nudity_scorer.load()
 
     # --- perception -------------------------------------------------------------------------
-    def perceive(self, image: ImageData) -> ImageEvidence:
-        """The evidence of ``image`` (cached by its SHA-256)."""
+    def perceive(self, image: ImageData, *, ocr_budget: int | None = None) -> ImageEvidence:
+        """The evidence of ``image``, its text read within ``ocr_budget`` (default: the perceiver's);
+        cached by its SHA-256 and the budget."""
         if not isinstance(image, ImageData):
             raise ImageError(
                 f"perceive() needs an ImageData (see vlmguard.images.load_image), not {type(image).__name__}"
             )
+        budget = self.ocr_budget if ocr_budget is None else ocr_budget
+        key = (image.sha256, budget)
         with self._lock:
-            cached = self._cache.get(image.sha256)
+            cached = self._cache.get(key)
             if cached is not None:
-                self._cache.move_to_end(image.sha256)
+                self._cache.move_to_end(key)
                 return cached
-        evidence = self._perceive(image)
+        evidence = self._perceive(image, budget)
         if self.cache_size > 0:
             with self._lock:
-                self._cache[image.sha256] = evidence
-                self._cache.move_to_end(image.sha256)
+                self._cache[key] = evidence
+                self._cache.move_to_end(key)
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return evidence
@@ -223,7 +227,7 @@ class ImagePerceiver:
         with self._lock:
             self._cache.clear()
 
-    def _perceive(self, image: ImageData) -> ImageEvidence:
+    def _perceive(self, image: ImageData, ocr_budget: int) -> ImageEvidence:
         timings: dict[str, float] = {}
         errors: dict[str, str] = {}
         start = time.perf_counter()
@@ -241,7 +245,7 @@ class ImagePerceiver:
         if self.use_ocr:
             t = time.perf_counter()
             try:
-                reading = self.ocr_engine.read(pil)
+                reading = self.ocr_engine.read(pil, ocr_budget)
             except Exception as exc:
                 if isinstance(exc, ConfigError):
                     raise

@@ -21,11 +21,13 @@ MIN_SIDE = 32
 REC_HEIGHT = 48
 """The height the recogniser reads each text box at (PP-OCRv4); its cost grows with the box's width
 at that height."""
-OCR_BUDGET = 16_000
-"""Recognition work per image, in pixels of text box width at :data:`REC_HEIGHT` (about 600
-characters; recognition costs about 0.12 ms per pixel on 2 cores). Measured: a typographic image of
-four lines needs about 3,000, the most text-heavy of 60 MM-Vet and 60 MOSSBench images 11,500; a
-1600 px page covered in 15 px text holds 465,000 (97 boxes, 49 s of recognition)."""
+OCR_BUDGET = 64_000
+"""Recognition work per request, in pixels of text box width at :data:`REC_HEIGHT` (about 3,700
+characters; recognition costs about 0.12 ms per pixel on 2 cores, so about 8 s at most). One image
+gets all of it; the evidence rewriter shares it among the images of a turn. Measured: a typographic
+image of four lines needs about 3,000, the most text-heavy of 60 MM-Vet and 60 MOSSBench images
+11,500, a 900 px page of 40 lines of 14 px text 34,000; a 1600 px page covered in 15 px text holds
+465,000 (97 boxes, 49 s of recognition)."""
 
 
 def session_options(threads: int) -> Any:
@@ -90,10 +92,10 @@ class OcrEngine:
     downscaled copy would be faster, but measured on a page of 15 px text a 960 px copy finds none
     of its 97 lines, and a target model that reads the full image would still see them.
 
-    ``budget`` bounds the recognition work per image (:data:`OCR_BUDGET`): the text boxes are read in
-    reading order until their width at the recogniser's height would pass it; the boxes left are
-    counted in :attr:`OcrReading.unread`, so a page of small text costs a bounded time and the caller
-    knows that it holds more than was read.
+    ``budget`` bounds the recognition work of a :meth:`read` (:data:`OCR_BUDGET`, or the ``budget``
+    given to the call): the text boxes are read in reading order until their width at the
+    recogniser's height would pass it; the boxes left are counted in :attr:`OcrReading.unread`, so a
+    page of small text costs a bounded time and the caller knows that it holds more than was read.
     """
 
     def __init__(
@@ -120,8 +122,9 @@ class OcrEngine:
                 if self._engine is None:
                     self._engine = _load_rapidocr(self.threads, self.det_limit_side_len)
 
-    def read(self, image: Any) -> Any:
-        """The text of ``image`` (an RGB ``PIL.Image``) as an
+    def read(self, image: Any, budget: int | None = None) -> Any:
+        """The text of ``image`` (an RGB ``PIL.Image``), read within ``budget`` (default: the
+        engine's), as an
         :class:`~vlmguard.perception.image_evidence.OcrReading`: lines in reading order, with boxes
         normalised to 0..1 of the image's width and height, and the count of boxes left unread.
         """
@@ -133,7 +136,8 @@ class OcrEngine:
         self.load()
         work = _fit(image)
         array = np.asarray(work.convert("RGB"))[:, :, ::-1]  # RapidOCR expects BGR like cv2
-        result, unread = _recognise(self._engine, np.ascontiguousarray(array), self.budget)
+        limit = self.budget if budget is None else budget
+        result, unread = _recognise(self._engine, np.ascontiguousarray(array), limit)
         scale_x = work.size[0]
         scale_y = work.size[1]
         words: list[tuple[float, float, float, float, str, float]] = []

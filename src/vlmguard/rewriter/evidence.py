@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmguard.errors import ConfigError
+from vlmguard.perception.ocr import OCR_BUDGET
 from vlmguard.perception.risk_compose import compose, image_request
 from vlmguard.rewriter.evidence_findings import (
     TextReading,
@@ -168,9 +169,9 @@ class EvidenceRewriter:
 
     # ------------------------------------------------------------------------------- analysis
 
-    def _perceive(self, image: ImageData) -> Any:
+    def _perceive(self, image: ImageData, ocr_budget: int | None = None) -> Any:
         try:
-            return self.perceiver.perceive(image)
+            return self.perceiver.perceive(image, ocr_budget=ocr_budget)
         except ConfigError:
             raise
         except Exception as exc:  # one bad image must not lose the whole request
@@ -234,7 +235,9 @@ class EvidenceRewriter:
         return [
             " ".join(
                 _read_text(ev)
-                for ev in pool.map(self._perceive, turn.images)
+                for ev in pool.map(
+                    self._perceive, turn.images, [OCR_BUDGET // max(1, len(turn.images))] * len(turn.images)
+                )
                 if not isinstance(ev, BaseException)
             )
             for turn in turns
@@ -254,7 +257,9 @@ class EvidenceRewriter:
         """The findings and notes for one turn (``prompt`` with ``images``), and the wording mode."""
         # Only images go to the worker pool: a text-only request never waits behind another
         # request's images. The prompt is read for injection here while the images are perceived.
-        jobs = [self._executor().submit(self._perceive, img) for img in images]
+        # The OCR budget is per request: the images of the turn share it.
+        share = OCR_BUDGET // max(1, len(images))
+        jobs = [self._executor().submit(self._perceive, img, share) for img in images]
         prompt_injection = self.injection.score(prompt)
         evidences = [job.result() for job in jobs]
         labels = [f"image {i + 1}" if len(images) > 1 else "the image" for i in range(len(images))]

@@ -58,6 +58,7 @@ class FakePerceiver:
     def __init__(self, script: dict[str, dict[str, Any]] | None = None) -> None:
         self.script = script or {}
         self.calls: list[str] = []
+        self.budgets: list[int | None] = []
         self.warmed = False
 
     def add(
@@ -81,8 +82,9 @@ class FakePerceiver:
     def warmup(self) -> None:
         self.warmed = True
 
-    def perceive(self, image: ImageData) -> ImageEvidence:
+    def perceive(self, image: ImageData, *, ocr_budget: int | None = None) -> ImageEvidence:
         self.calls.append(image.sha256)
+        self.budgets.append(ocr_budget)
         item = self.script.get(image.sha256, {})
         if item.get("error") is not None:
             raise item["error"]
