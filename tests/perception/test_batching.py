@@ -73,7 +73,7 @@ def test_waiting_submissions_run_as_one_batch_and_each_caller_gets_its_own_resul
     assert batcher.stats.batches == 2 and batcher.stats.submissions == 9 and batcher.stats.largest == 16
 
 
-def test_batches_are_bounded_by_max_items_but_a_large_submission_runs_whole() -> None:
+def test_batches_are_bounded_by_max_items_and_a_large_submission_runs_in_chunks() -> None:
     fn = GatedDouble()
     batcher: MicroBatcher[int, int] = MicroBatcher(fn, max_items=4, max_wait_s=0.0)
     first, _ = run_threads(lambda i: batcher.submit([0]), 1)
@@ -86,7 +86,25 @@ def test_batches_are_bounded_by_max_items_but_a_large_submission_runs_whole() ->
     assert out == {i: [2 * i] for i in range(6)}
     assert [len(c) for c in fn.calls[1:]] == [4, 2]
     assert batcher.submit(list(range(9))) == [2 * i for i in range(9)]  # alone and over max_items
+    assert [len(c) for c in fn.calls[-3:]] == [4, 4, 1]
     batcher.close()
+
+
+def test_a_small_submission_runs_between_the_chunks_of_a_large_one() -> None:
+    fn = GatedDouble()
+    batcher: MicroBatcher[int, int] = MicroBatcher(fn, max_items=4, max_wait_s=0.0)
+    large, large_out = run_threads(lambda i: batcher.submit(list(range(100, 112))), 1)
+    wait_until(lambda: len(fn.calls) == 1)  # the large one's first chunk is running
+    small, small_out = run_threads(lambda i: batcher.submit([7]), 1)
+    wait_until(lambda: batcher._queue.qsize() == 1)
+    fn.gate.set()
+    for t in [*large, *small]:
+        t.join(10)
+    batcher.close()
+    assert small_out[0] == [14] and large_out[0] == [2 * i for i in range(100, 112)]
+    # the small submission ran right after the large one's first chunk, before its last
+    assert fn.calls[0] == [100, 101, 102, 103] and 7 in fn.calls[1]
+    assert any(111 in call for call in fn.calls[2:])
 
 
 def test_a_failing_input_fails_only_its_own_caller() -> None:

@@ -56,7 +56,9 @@ class MicroBatcher(Generic[T, R]):
     """Runs ``fn`` over the items of concurrent submissions at once, in one worker thread.
 
     ``fn`` gets a list of items and returns a sequence with one result per item, in order.
-    ``max_items`` bounds a batch (a single submission larger than that still runs whole);
+    ``max_items`` bounds a batch: a larger submission is sent in chunks of ``max_items``, one after
+    the other, so the items of callers that arrive meanwhile run between its chunks (a request with
+    one text never waits behind all the texts of a large one);
     ``max_wait_s`` is how long the worker waits for more submissions after the first one;
     ``max_queue`` bounds the waiting submissions. The worker thread starts on the first submission;
     :meth:`close` stops it.
@@ -90,10 +92,13 @@ class MicroBatcher(Generic[T, R]):
             return []
         if threading.current_thread() is self._thread:  # fn calling its own batcher: run inline
             return list(self.fn(items))
-        submission: _Submission[T, R] = _Submission(items)
-        self._start()
-        self._queue.put(submission)
-        return submission.future.result()
+        results: list[R] = []
+        for start in range(0, len(items), self.max_items):
+            submission: _Submission[T, R] = _Submission(items[start : start + self.max_items])
+            self._start()
+            self._queue.put(submission)
+            results += submission.future.result()
+        return results
 
     def submit_one(self, item: T) -> R:
         """``fn``'s result for one item."""
