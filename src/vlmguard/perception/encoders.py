@@ -6,12 +6,14 @@
   engine with no ML framework. Texts get E5's ``"query: "`` prefix (the engine adds it).
 
 Every encoder returns L2-normalised ``float32`` rows. Encoders are thread-safe: one instance serves
-every request of a process, and a lock serialises calls into the model.
+every request of a process, and a lock serialises calls into the model, taken per chunk of
+:data:`LOCK_CHUNK` texts.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -20,6 +22,9 @@ from vlmguard.errors import ConfigError
 
 MAX_ENCODE_CHARS = 4_000
 """Texts are cut to this many characters before encoding (both models read at most 512 tokens)."""
+LOCK_CHUNK = 16
+"""Texts encoded under one hold of an encoder's lock: a request with many texts (the windows and
+compositions of an image-heavy request) lets a one-text request through every this many."""
 
 
 @runtime_checkable
@@ -68,10 +73,15 @@ class _LazyEncoder:
         with self._lock:
             if self._model is None:
                 self._model = self._load()
-            if not texts:
-                return np.zeros((0, self.dim), dtype=np.float32)
-            vectors = self._vectors([t[:MAX_ENCODE_CHARS] for t in texts])
-        return np.asarray(vectors, dtype=np.float32)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        cut = [t[:MAX_ENCODE_CHARS] for t in texts]
+        parts = []
+        for start in range(0, len(cut), LOCK_CHUNK):
+            with self._lock:  # taken per chunk: another thread's short call runs between chunks
+                parts.append(np.asarray(self._vectors(cut[start : start + LOCK_CHUNK]), dtype=np.float32))
+            time.sleep(0)  # let a waiting thread take the lock
+        return np.concatenate(parts, axis=0)
 
 
 class MiniLMEncoder(_LazyEncoder):
