@@ -124,15 +124,19 @@ async def timed(client: httpx.AsyncClient, payload: dict[str, Any] | bytes) -> t
     return response.status_code, time.perf_counter() - start, response.json()
 
 
-async def text_latencies(client: httpx.AsyncClient, n: int, stop: asyncio.Event | None = None) -> list[float]:
-    out = []
+async def text_latencies(
+    client: httpx.AsyncClient, n: int, stop: asyncio.Event | None = None
+) -> tuple[list[float], list[float]]:
+    """Each text request's latency, and the share of it the guard's analysis took (both in seconds)."""
+    out, analysis = [], []
     for i in range(n):
         status, seconds, data = await timed(client, body(f"What is a good name for a cat, number {i}?"))
         assert status == 200, data
         out.append(seconds)
+        analysis.append(data.get("vlmguard", {}).get("latency", {}).get("rewrite_ms", float("nan")) / 1000)
     if stop is not None:
         stop.set()
-    return out
+    return out, analysis
 
 
 async def flooder(client: httpx.AsyncClient, payload: bytes, stop: asyncio.Event, seen: Counter[int]) -> None:
@@ -200,18 +204,23 @@ async def main(args: argparse.Namespace) -> None:
             f"\n2. text requests ({args.text_requests} sequential), alone and under a flood of "
             f"{args.flooders} clients sending the worst allowed image request"
         )
-        alone = await text_latencies(client, args.text_requests)
+        alone, alone_analysis = await text_latencies(client, args.text_requests)
         stop = asyncio.Event()
         seen: Counter[int] = Counter()
         flood_body = json.dumps(body("Read these.", worst)).encode()  # encoded once: not the client's cost
         flood = [asyncio.create_task(flooder(client, flood_body, stop, seen)) for _ in range(args.flooders)]
         await asyncio.sleep(args.flood_head_start)
-        under = await text_latencies(client, args.text_requests, stop)
+        under, under_analysis = await text_latencies(client, args.text_requests, stop)
         await asyncio.gather(*flood)
-        for label, values in (("alone", alone), ("under flood", under)):
+        for label, values, analysis in (
+            ("alone", alone, alone_analysis),
+            ("under flood", under, under_analysis),
+        ):
+            slowest = max(range(len(values)), key=values.__getitem__)
             print(
                 f"   {label:<12} p50 {statistics.median(values) * 1000:8.1f} ms   "
-                f"p95 {pct(values, 0.95) * 1000:8.1f} ms   max {max(values) * 1000:8.1f} ms"
+                f"p95 {pct(values, 0.95) * 1000:8.1f} ms   max {max(values) * 1000:8.1f} ms "
+                f"(of which analysis {analysis[slowest] * 1000:.1f} ms)"
             )
         ratio = pct(under, 0.95) / pct(alone, 0.95)
         print(f"   p95 under flood / alone: x{ratio:.2f} (target <= 2)")

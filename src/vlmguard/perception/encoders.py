@@ -6,12 +6,13 @@
   engine with no ML framework. Texts get E5's ``"query: "`` prefix (the engine adds it).
 
 Every encoder returns L2-normalised ``float32`` rows. Encoders are thread-safe: one instance serves
-every request of a process, and a lock serialises calls into the model, taken per chunk of
-:data:`LOCK_CHUNK` texts.
+every request of a process, with up to two copies of the model taken per chunk of :data:`LOCK_CHUNK`
+texts.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,9 +23,9 @@ from vlmguard.errors import ConfigError
 
 MAX_ENCODE_CHARS = 4_000
 """Texts are cut to this many characters before encoding (both models read at most 512 tokens)."""
-LOCK_CHUNK = 16
-"""Texts encoded under one hold of an encoder's lock: a request with many texts (the windows and
-compositions of an image-heavy request) lets a one-text request through every this many."""
+LOCK_CHUNK = 8
+"""Texts encoded with one take of a model copy: a call with many texts (the windows and compositions
+of an image-heavy request) gives the copy back every this many."""
 
 
 @runtime_checkable
@@ -51,36 +52,69 @@ def minilm_model_dir() -> Path:
 
 
 class _LazyEncoder:
-    """An encoder whose model loads on first use; one lock serialises every call into the model."""
+    """An encoder whose model loads on first use, with up to ``replicas`` copies of it.
+
+    A call takes a free copy for each chunk of :data:`LOCK_CHUNK` texts and gives it back, so two
+    threads encode at once (an image-heavy request's many texts do not hold up a one-text request)
+    and a long call lets others in between its chunks. The second copy loads when two calls first
+    overlap.
+    """
 
     name: str
     dim: int
 
-    def __init__(self) -> None:
-        self._model: Any = None
+    def __init__(self, replicas: int = 2) -> None:
+        if replicas < 1:
+            raise ConfigError("an encoder needs at least one replica")
+        self.replicas = replicas
+        self._free: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._created = 0
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
         raise NotImplementedError
 
-    def _vectors(self, texts: list[str]) -> Any:
-        """L2-normalised rows for ``texts`` (non-empty, already cut), from the loaded model."""
+    def _vectors(self, model: Any, texts: list[str]) -> Any:
+        """L2-normalised rows for ``texts`` (non-empty, already cut), from a loaded ``model``."""
         raise NotImplementedError
+
+    def _take(self) -> Any:
+        """A free copy of the model: an idle one, a new one while fewer than ``replicas`` exist,
+        else the next one given back."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            create = self._created < self.replicas
+            if create:
+                self._created += 1
+        if not create:
+            return self._free.get()
+        try:
+            return self._load()
+        except BaseException:
+            with self._lock:
+                self._created -= 1
+            raise
 
     def encode(self, texts: Sequence[str]) -> Any:
         import numpy as np
 
-        with self._lock:
-            if self._model is None:
-                self._model = self._load()
         if not texts:
+            self._free.put(self._take())  # loads the model: errors show on any call
             return np.zeros((0, self.dim), dtype=np.float32)
         cut = [t[:MAX_ENCODE_CHARS] for t in texts]
         parts = []
         for start in range(0, len(cut), LOCK_CHUNK):
-            with self._lock:  # taken per chunk: another thread's short call runs between chunks
-                parts.append(np.asarray(self._vectors(cut[start : start + LOCK_CHUNK]), dtype=np.float32))
-            time.sleep(0)  # let a waiting thread take the lock
+            model = self._take()
+            try:
+                parts.append(
+                    np.asarray(self._vectors(model, cut[start : start + LOCK_CHUNK]), dtype=np.float32)
+                )
+            finally:
+                self._free.put(model)
+            time.sleep(0)  # let a waiting thread take the copy
         return np.concatenate(parts, axis=0)
 
 
@@ -110,8 +144,8 @@ class MiniLMEncoder(_LazyEncoder):
             raise ConfigError(f"sentence-embedding model not found at {path}")
         return SentenceTransformer(str(path), device=self.device)
 
-    def _vectors(self, texts: list[str]) -> Any:
-        return self._model.encode(
+    def _vectors(self, model: Any, texts: list[str]) -> Any:
+        return model.encode(
             texts,
             batch_size=self.batch_size,
             normalize_embeddings=True,
@@ -139,12 +173,10 @@ class E5Encoder(_LazyEncoder):
             ) from exc
         return E5()
 
-    def _vectors(self, texts: list[str]) -> Any:
+    def _vectors(self, model: Any, texts: list[str]) -> Any:
         import numpy as np
 
-        rows = [
-            self._model.query(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)
-        ]
+        rows = [model.query(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         out = np.asarray(np.concatenate(rows, axis=0), dtype=np.float32).reshape(len(texts), self.dim)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
