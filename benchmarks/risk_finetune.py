@@ -44,9 +44,10 @@ from vlmguard.perception.risk_train import (
     choose_threshold,
     out_of_fold,
     sample_weights,
+    source_folds,
 )
 
-FOLDS = 5
+FOLDS = TrainOptions().folds
 
 
 def load_rows(data: Path, per_group: int, seed: int = 0) -> list[LabelledText]:
@@ -63,13 +64,6 @@ def load_rows(data: Path, per_group: int, seed: int = 0) -> list[LabelledText]:
         members = groups[key]
         out += rng.sample(members, per_group) if len(members) > per_group else members
     return out
-
-
-def fold_of(rows: Sequence[LabelledText]) -> np.ndarray:
-    """The fold of each row, as :func:`out_of_fold` assigns them (sources in order, round robin)."""
-    sources = sorted({r.source for r in rows})
-    fold = {s: i % FOLDS for i, s in enumerate(sources)}
-    return np.array([fold[r.source] for r in rows])
 
 
 class LoraClassifier:
@@ -133,7 +127,8 @@ class LoraClassifier:
 
 
 def lora_out_of_fold(rows: Sequence[LabelledText], epochs: int, balance: float) -> np.ndarray:
-    folds = fold_of(rows)
+    fold = source_folds(rows, FOLDS)  # the folds out_of_fold uses
+    folds = np.array([fold[r.source] for r in rows])
     texts = first_window([r.text for r in rows])
     y = np.array([1.0 if r.harmful else 0.0 for r in rows])
     p = np.zeros(len(rows), dtype=np.float32)

@@ -168,13 +168,18 @@ def choose_threshold(p: Any, rows: Sequence[LabelledText], benign_cost: float = 
     return float(round(grid[int(best[len(best) // 2])], 3))  # the middle of the best plateau
 
 
+def source_folds(rows: Sequence[LabelledText], folds: int) -> dict[str, int]:
+    """The fold of each source (sources in order, round robin over at most ``folds`` folds)."""
+    sources = sorted({r.source for r in rows})
+    return {s: i % min(folds, len(sources)) for i, s in enumerate(sources)}
+
+
 def out_of_fold(embeddings: Any, rows: Sequence[LabelledText], options: TrainOptions) -> Any:
     """Each row's ``p_harmful`` from a head trained on folds that hold none of its source."""
     import numpy as np
 
-    sources = sorted({r.source for r in rows})
-    folds = min(options.folds, len(sources))
-    fold_of = {s: i % folds for i, s in enumerate(sources)}
+    fold_of = source_folds(rows, options.folds)
+    folds = len(set(fold_of.values()))
     p = np.zeros(len(rows), dtype=np.float32)
     for k in range(folds):
         train = [i for i, r in enumerate(rows) if fold_of[r.source] != k]
@@ -215,4 +220,12 @@ def fit_head(
     return _head(embeddings, rows, options, meta)
 
 
-__all__ = ["TrainOptions", "choose_threshold", "fit_head", "language_basis", "out_of_fold", "sample_weights"]
+__all__ = [
+    "TrainOptions",
+    "choose_threshold",
+    "fit_head",
+    "language_basis",
+    "out_of_fold",
+    "sample_weights",
+    "source_folds",
+]

@@ -33,18 +33,20 @@ from vlmguard.perception.risk_data import LabelledText, map_category_label
 from vlmguard.taxonomy import category_from_label
 
 SUBSETS = ("safe_safes", "safe_unsafes", "unsafes")
-_FIELD = {"safe_safes": "safe_instruction", "safe_unsafes": "unsafe_instruction", "unsafes": "instruction"}
-"""The field of an instruction pair each subset reads."""
+_SHAPES = (
+    ("safe_safes", True, "safe_instruction", Expected.BENIGN),
+    ("safe_unsafes", True, "unsafe_instruction", Expected.HARMFUL),
+    ("unsafes", False, "instruction", Expected.HARMFUL),
+)
+"""Each subset: whether its image is safe, the field of an instruction pair it reads, its label."""
+_FIELD = {subset: field for subset, _, field, _ in _SHAPES}
 
 
 def _subset(safe: bool, pair: dict[str, Any], where: str) -> tuple[str, str, Expected]:
     """``(subset, instruction, expected)`` of one instruction pair of a safe or unsafe image."""
-    if safe and "safe_instruction" in pair:
-        return "safe_safes", pair["safe_instruction"], Expected.BENIGN
-    if safe and "unsafe_instruction" in pair:
-        return "safe_unsafes", pair["unsafe_instruction"], Expected.HARMFUL
-    if not safe and "instruction" in pair:
-        return "unsafes", pair["instruction"], Expected.HARMFUL
+    for subset, safe_image, field, expected in _SHAPES:
+        if safe == safe_image and field in pair:
+            return subset, pair[field], expected
     raise InputError(f"{where} has an instruction pair of unknown shape")
 
 
