@@ -47,7 +47,7 @@ from generalization_data import EmbeddingCache, compositions, perturbations
 from vlmguard.eval.benchmarks.vlguard import labelled_instructions
 from vlmguard.perception.risk_augment import HEADING_SOURCE, augmented
 from vlmguard.perception.risk_data import LabelledText, read_labelled
-from vlmguard.perception.risk_model import RiskHead, windows
+from vlmguard.perception.risk_model import RiskHead, packaged_head_dir, windows
 from vlmguard.perception.risk_sources import everyday_requests, read_pool
 from vlmguard.perception.risk_train import TrainOptions, fit_head
 from vlmguard.perception.risk_twins import TWIN_SOURCE
@@ -268,16 +268,32 @@ def section_latency(out: dict[str, Any]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    ap.add_argument("--encoder", default="minilm", help="minilm, e5 or minilm+e5")
+    shipped = RiskHead.load(packaged_head_dir()).meta
+    ap.add_argument(
+        "--encoder",
+        default="+".join(shipped.encoders),
+        help="minilm, e5 or minilm+e5 (default: the shipped model's, %(default)s)",
+    )
     ap.add_argument("--sections", default=",".join(SECTIONS))
     ap.add_argument("--no-compositions", action="store_true", help="train without composition rows")
-    ap.add_argument("--c", type=float, default=TrainOptions().c)
+    ap.add_argument("--c", type=float, default=shipped.options.get("c", TrainOptions().c))
+    ap.add_argument(
+        "--benign-cost",
+        type=float,
+        default=shipped.options.get("benign_cost", TrainOptions().benign_cost),
+        help="weight of the benign flag rate against recall when each head chooses its threshold",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     sections = args.sections.split(",")
-    out: dict[str, Any] = {"encoder": args.encoder}
+    out: dict[str, Any] = {"encoder": args.encoder, "benign_cost": args.benign_cost}
     if sections != ["latency"]:
-        b = Bench(args.data, args.encoder.split("+"), TrainOptions(c=args.c), not args.no_compositions)
+        b = Bench(
+            args.data,
+            args.encoder.split("+"),
+            TrainOptions(c=args.c, benign_cost=args.benign_cost),
+            not args.no_compositions,
+        )
         print(
             f"{len(b.rows):,} training rows from {len({r.source for r in b.rows})} sources "
             f"(+{len(b.extra):,} compositions), encoder {args.encoder}"
