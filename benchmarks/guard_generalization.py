@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/guard_generalization.py [--data ../shared/data] [--encoder minilm]
         [--sections loso,languages,robustness,eval,compositions,latency] [--json out.json]
+        [--headings] [--benign-cost 2]
+
+The training recipe is the shipped model's unless an option changes it: its encoder, options and
+made rows (twins and compositions; heading forms only if it was trained with them).
 
 Every figure is taken at the operating point the training procedure chooses by itself (the
 threshold set on out-of-fold predictions of the training part), never tuned on the evaluated set:
@@ -63,7 +67,12 @@ class Bench:
     """Training rows, their embeddings, and a way to fit a head without some of them."""
 
     def __init__(
-        self, data: Path, encoders: list[str], options: TrainOptions, with_compositions: bool
+        self,
+        data: Path,
+        encoders: list[str],
+        options: TrainOptions,
+        with_compositions: bool,
+        with_headings: bool,
     ) -> None:
         self.data = data
         self.encoders = encoders
@@ -75,7 +84,7 @@ class Bench:
             + labelled_instructions(data / "vlguard" / "train.json")
             + everyday_requests()
         )
-        self.extra = augmented(self.rows, compositions=with_compositions)
+        self.extra = augmented(self.rows, headings=with_headings, compositions=with_compositions)
         self.x = self.embed([r.text for r in self.rows])
         self.x_extra = self.embed([r.text for r in self.extra]) if self.extra else None
 
@@ -276,6 +285,12 @@ def main() -> None:
     )
     ap.add_argument("--sections", default=",".join(SECTIONS))
     ap.add_argument("--no-compositions", action="store_true", help="train without composition rows")
+    ap.add_argument(
+        "--headings",
+        action=argparse.BooleanOptionalAction,
+        default=HEADING_SOURCE in shipped.trained_on,
+        help="train with heading forms (default: as the shipped model, %(default)s)",
+    )
     ap.add_argument("--c", type=float, default=shipped.options.get("c", TrainOptions().c))
     ap.add_argument(
         "--benign-cost",
@@ -286,17 +301,23 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     sections = args.sections.split(",")
-    out: dict[str, Any] = {"encoder": args.encoder, "benign_cost": args.benign_cost}
+    out: dict[str, Any] = {
+        "encoder": args.encoder,
+        "benign_cost": args.benign_cost,
+        "headings": args.headings,
+    }
     if sections != ["latency"]:
         b = Bench(
             args.data,
             args.encoder.split("+"),
             TrainOptions(c=args.c, benign_cost=args.benign_cost),
             not args.no_compositions,
+            args.headings,
         )
         print(
             f"{len(b.rows):,} training rows from {len({r.source for r in b.rows})} sources "
-            f"(+{len(b.extra):,} compositions), encoder {args.encoder}"
+            f"(+{len(b.extra):,} made rows), encoder {args.encoder}, headings {args.headings}, "
+            f"benign cost {args.benign_cost}"
         )
         if "loso" in sections:
             section_loso(b, out)
