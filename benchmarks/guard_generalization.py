@@ -7,8 +7,10 @@
 The training recipe is the shipped model's unless an option changes it: its encoder, options and
 made rows (twins and compositions; heading forms only if it was trained with them).
 
-Every figure is taken at the operating point the training procedure chooses by itself (the
-threshold set on out-of-fold predictions of the training part), never tuned on the evaluated set:
+Held-out texts are read as the guard reads them (every window, and the undisguised reading; the
+most harmful counts). Every figure is taken at the operating point the training procedure chooses
+by itself (the threshold set on out-of-fold predictions of the training part), never tuned on the
+evaluated set:
 
 - **loso**: for each source of the pool (and VLGuard's train instructions), train without it and
   report the share of its harmful rows flagged (recall) and of its benign rows flagged; mean and
@@ -51,7 +53,7 @@ from generalization_data import EmbeddingCache, compositions, perturbations
 from vlmguard.eval.benchmarks.vlguard import labelled_instructions
 from vlmguard.perception.risk_augment import HEADING_SOURCE, augmented
 from vlmguard.perception.risk_data import LabelledText, read_labelled
-from vlmguard.perception.risk_model import RiskHead, packaged_head_dir, windows
+from vlmguard.perception.risk_model import RiskHead, packaged_head_dir, readings, windows
 from vlmguard.perception.risk_sources import everyday_requests, read_pool
 from vlmguard.perception.risk_train import TrainOptions, fit_head
 from vlmguard.perception.risk_twins import TWIN_SOURCE
@@ -118,9 +120,14 @@ class Bench:
             return True
         return keep(LabelledText(text="x", label="benign", source=source, lang="en"))
 
-    def flagged(self, head: RiskHead, x: Any) -> Any:
-        p, _ = head.predict(x)
-        return p >= head.meta.threshold
+    def flagged(self, head: RiskHead, texts: Sequence[str]) -> Any:
+        """Whether ``head`` flags each text as the guard reads it: every window of the text and of its
+        undisguised reading, the most harmful counting."""
+        per_text = [readings(t) or [""] for t in texts]
+        p, _ = head.predict(self.cache.embed([r for rs in per_text for r in rs]))
+        ends = np.cumsum([len(rs) for rs in per_text])
+        best = np.array([p[end - len(rs) : end].max() for rs, end in zip(per_text, ends, strict=True)])
+        return best >= head.meta.threshold
 
 
 def pct(v: float) -> str:
@@ -134,7 +141,7 @@ def section_loso(b: Bench, out: dict[str, Any]) -> None:
     for source in sorted({r.source for r in b.rows}):
         head = b.without_source(source)
         idx = [i for i, r in enumerate(b.rows) if r.source == source]
-        f = b.flagged(head, b.x[idx])
+        f = b.flagged(head, [b.rows[i].text for i in idx])
         labels = np.array([b.rows[i].harmful for i in idx])
         for harmful in (True, False):
             if (labels == harmful).any():
@@ -163,7 +170,7 @@ def section_languages(b: Bench, out: dict[str, Any]) -> None:
         if len(idx) < 20:
             continue
         head = b.fit(lambda r, lang=lang: r.lang != lang)
-        f = b.flagged(head, b.x[idx])
+        f = b.flagged(head, [b.rows[i].text for i in idx])
         labels = np.array([b.rows[i].harmful for i in idx])
         rec = float(f[labels].mean()) if labels.any() else float("nan")
         fp = float(f[~labels].mean()) if (~labels).any() else float("nan")
@@ -182,9 +189,9 @@ def section_robustness(b: Bench, out: dict[str, Any]) -> None:
         rows = [r for r in b.rows if r.source == source and r.harmful and r.lang == "en"]
         rows = rng.sample(rows, min(80, len(rows)))
         head = b.without_source(source)
-        table[source]["plain"] = float(b.flagged(head, b.embed([r.text for r in rows])).mean())
+        table[source]["plain"] = float(b.flagged(head, [r.text for r in rows]).mean())
         for name, fn in perturb.items():
-            table[source][name] = float(b.flagged(head, b.embed([fn(r.text) for r in rows])).mean())
+            table[source][name] = float(b.flagged(head, [fn(r.text) for r in rows]).mean())
     names = ["plain", *perturb]
     print(f"{'source':22s} " + " ".join(f"{n[:10]:>10s}" for n in names))
     for source in sources:
@@ -204,7 +211,7 @@ def section_eval(b: Bench, out: dict[str, Any], head: RiskHead) -> None:
     }
     results = {}
     for name, rows in sets.items():
-        f = b.flagged(head, b.embed([r.text for r in rows]))
+        f = b.flagged(head, [r.text for r in rows])
         labels = np.array([r.harmful for r in rows])
         results[name] = {
             "harmful_flagged": float(f[labels].mean()),
@@ -224,7 +231,6 @@ def section_compositions(b: Bench, out: dict[str, Any]) -> None:
     by_source: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(comps):
         by_source[r.source].append(i)
-    x = b.embed([r.text for r in comps])
     heads: dict[str, RiskHead] = {}
     for key, idx in sorted(by_source.items()):
         kind, _, source = key.partition(":")
@@ -232,7 +238,7 @@ def section_compositions(b: Bench, out: dict[str, Any]) -> None:
             head = heads.setdefault("all", b.fit(lambda r: True))
         else:
             head = b.without_source(source)
-        results[key] = float(b.flagged(head, x[idx]).mean())
+        results[key] = float(b.flagged(head, [comps[i].text for i in idx]).mean())
     for kind in ("act", "neutral", "object"):
         keys = [k for k in results if k.startswith(kind + ":")]
         for k in keys:

@@ -160,6 +160,13 @@ def windows(text: str, *, words: int = WINDOW_WORDS, limit: int = MAX_WINDOWS) -
     return [" ".join(tokens[i : i + words]) for i in starts]
 
 
+def readings(text: str) -> list[str]:
+    """The texts the model reads for ``text``: its windows, then those of its undisguised reading
+    (look-alike letters, leetspeak and spaced-out letters undone) when that differs. The most harmful
+    reading counts."""
+    return windows(text) + windows(plain_reading(text) or "")
+
+
 class RiskModel:
     """Scores texts for harm with frozen encoders and a trained head. Thread-safe.
 
@@ -214,7 +221,7 @@ class RiskModel:
 
     def score_many(self, texts: Sequence[str]) -> list[RiskScore]:
         """Score each text (long texts by their most harmful window), in one encoder pass."""
-        per_text = [windows(t) + windows(plain_reading(t) or "") for t in texts]
+        per_text = [readings(t) for t in texts]
         flat = [w for ws in per_text for w in ws]
         if not flat:
             return [RiskScore(p_harmful=0.0, flagged=False) for _ in texts]
@@ -246,4 +253,4 @@ class RiskModel:
         return self.score_many([text])[0]
 
 
-__all__ = ["HeadMeta", "RiskHead", "RiskModel", "RiskScore", "packaged_head_dir", "windows"]
+__all__ = ["HeadMeta", "RiskHead", "RiskModel", "RiskScore", "packaged_head_dir", "readings", "windows"]
