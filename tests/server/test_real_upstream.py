@@ -149,12 +149,16 @@ def test_client_disconnect_mid_stream_stops_the_model(proxy: str, upstream: str)
     with httpx.stream("POST", proxy + "/v1/chat/completions", json=body, timeout=120) as response:
         assert response.status_code == 200
         for line in response.iter_lines():
-            if line.startswith("data: {") and json.loads(line[6:]).get("choices"):
+            if not line.startswith("data: {"):
+                continue
+            choices = json.loads(line[6:]).get("choices") or [{}]
+            if choices[0].get("delta", {}).get("content"):  # not the opening role-only chunk
                 received += 1
                 if received == 3:
                     break  # leaving the block closes the connection mid-stream
     wait_idle(upstream)
     decoded = work_done(upstream)[1] - before[1]
+    # 3 tokens sent took at least 3 decode calls (the prompt's, then one per token after the first)
     assert received == 3 and 3 <= decoded < max_tokens  # the proxy closed the upstream stream too
     again = client(proxy).chat.completions.create(model="smollm2", messages=user(QUESTION), max_tokens=8)  # type: ignore[arg-type]
     assert again.choices[0].message.content
