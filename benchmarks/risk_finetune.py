@@ -1,7 +1,7 @@
 """Encoders for the risk model compared out of fold by source: frozen encoders with a linear head, a
 fine-tuned encoder, and linear probes of the packaged LLM's hidden states.
 
-Both read the same rows (the text-safety pool without its evaluation sources, VLGuard's train
+All read the same rows (the text-safety pool without its evaluation sources, VLGuard's train
 instructions, the everyday requests and the benign twins; no compositions, to keep the runs short)
 and are scored the same way: five folds by source (a source's rows are never in the fold that
 trains on them), the operating point chosen on the out-of-fold predictions as the training
